@@ -1,0 +1,507 @@
+"""``render(job)``: Gatys et al. style transfer, coarse to fine, with plugins and checkpoints.
+
+The daemon and the CLI know the engine only through ``render()`` and the dataclasses here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pluggy
+import tensorflow as tf
+
+from styled import images
+from styled.config import JobSpec
+from styled.devices import Device, resolve_device, resolve_precision
+from styled.losses import LossTerm
+from styled.optimize import OPTIMIZERS, ScaleState, optimise_scale
+from styled.plugins import call_notification, fold, make_plugin_manager
+from styled.vgg import FeatureExtractor
+from styled.weights import load_backbone
+
+
+@dataclass(frozen=True)
+class Job:
+    """A validated spec with its images loaded at full resolution."""
+
+    spec: JobSpec
+    content: images.Image | None
+    styles: tuple[images.Image, ...]
+    name: str = "job"
+    weights: Path | None = None  # resolved ``spec.weights``
+
+    def plugin_options(self, name: str) -> dict[str, Any] | None:
+        """The options the job gave plugin ``name``, or None when it did not ask for it."""
+        return self.spec.plugin_options(name)
+
+    def output_shape(self, long_side: int) -> tuple[int, int]:
+        """(height, width) of the output at ``long_side``, in the content's (or first style's) aspect."""
+        height, width = (self.content or self.styles[0]).pixels.shape[:2]
+        factor = long_side / max(height, width)
+        return max(1, round(height * factor)), max(1, round(width * factor))
+
+
+@dataclass(frozen=True)
+class ScaleJob:
+    """What a loss plugin sees at one scale: the job's images resized to it, and a VGG helper."""
+
+    job: Job
+    content: tf.Tensor | None  # (1, H, W, 3) float32 in [0, 1]
+    styles: tuple[tf.Tensor, ...]
+    style_weights: tuple[float, ...]
+    scale_index: int
+    scale_count: int
+    extractor: FeatureExtractor = field(repr=False)
+
+    @property
+    def spec(self) -> JobSpec:
+        return self.job.spec
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(height, width) of the image being optimised at this scale."""
+        return self.job.output_shape(self.spec.scale_sizes()[self.scale_index])
+
+    def plugin_options(self, name: str) -> dict[str, Any] | None:
+        return self.job.plugin_options(name)
+
+    def features(self, image: tf.Tensor, layers: Iterable[str]) -> dict[str, tf.Tensor]:
+        """VGG activations of ``image`` (1, H, W, 3) at ``layers``, for computing targets."""
+        return self.extractor(tf.convert_to_tensor(image, tf.float32), tuple(layers))
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One optimiser iteration, as reported to progress bars and the daemon's progress.json."""
+
+    scale: int  # 1-based
+    scales: int
+    width: int
+    height: int
+    iteration: int  # 1-based, within the scale
+    iterations: int
+    loss: float
+    terms: Mapping[str, float]
+    elapsed: float
+    eta: float | None
+
+
+@dataclass
+class Checkpoint:
+    """Enough state to resume a render near where it stopped."""
+
+    scale_index: int
+    state: ScaleState
+    history: list[dict[str, float]]
+    elapsed: float
+
+    def save(self, path: Path) -> None:
+        """Write atomically: a reader (or a restart after kill -9) sees the old or the new one."""
+        meta = {"scale_index": self.scale_index, "iteration": self.state.iteration,
+                "best_loss": self.state.best_loss, "history": self.history + self.state.history,
+                "scale_history_start": len(self.history), "elapsed": self.elapsed}
+        best = self.state.best_image if self.state.best_image is not None else self.state.image
+        temporary = path.with_name(f".{path.name}.tmp")
+        with open(temporary, "wb") as handle:
+            np.savez(handle, image=self.state.image, best_image=best, meta=json.dumps(meta))
+            handle.flush()
+            _fsync(handle)
+        temporary.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> Checkpoint:
+        with np.load(path) as data:
+            meta = json.loads(str(data["meta"]))
+            history = meta["history"]
+            start = meta["scale_history_start"]
+            state = ScaleState(image=data["image"], iteration=meta["iteration"],
+                               best_image=data["best_image"], best_loss=meta["best_loss"],
+                               history=history[start:])
+        return cls(meta["scale_index"], state, history[:start], meta["elapsed"])
+
+
+def _fsync(handle) -> None:
+    os.fsync(handle.fileno())
+
+
+@dataclass(frozen=True)
+class Result:
+    """The rendered image and how it went."""
+
+    image: np.ndarray  # (H, W, 3) float32 in [0, 1]
+    alpha: np.ndarray | None
+    losses: dict[str, float]
+    history: list[dict[str, float]]
+    iterations: int
+    seconds: float
+    device: str
+    precision: str
+    settings: dict[str, Any]
+    interrupted: bool = False
+    checkpoint: Checkpoint | None = None
+
+    def report(self) -> dict[str, Any]:
+        """The keys of report.json (the daemon adds timestamps)."""
+        return {
+            "iterations": self.iterations,
+            "seconds": round(self.seconds, 3),
+            "seconds_per_iteration": round(self.seconds / self.iterations, 4) if self.iterations else None,
+            "losses": self.losses,
+            "settings": self.settings,
+            "device": self.device,
+            "precision": self.precision,
+            "versions": versions(),
+            "interrupted": self.interrupted,
+            "history": self.history,
+        }
+
+
+def versions() -> dict[str, str]:
+    import platform
+
+    import PIL
+
+    from styled import __version__
+
+    return {"styled": __version__, "tensorflow": tf.__version__, "numpy": np.__version__,
+            "pillow": PIL.__version__, "python": platform.python_version()}
+
+
+ProgressCallback = Callable[[Progress], None]
+CheckpointCallback = Callable[[Checkpoint], None]
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """How render() reports and can be interrupted; none of it changes the image."""
+
+    on_progress: ProgressCallback | None = None
+    on_checkpoint: CheckpointCallback | None = None
+    checkpoint_seconds: float | None = None
+    should_stop: Callable[[], bool] | None = None
+    resume: Checkpoint | None = None
+
+
+def render(
+    job: Job,
+    plugins: pluggy.PluginManager | None = None,
+    options: RenderOptions | None = None,
+) -> Result:
+    """Render ``job`` with its spec's method; plugins default to the built-in ones."""
+    plugins = plugins or make_plugin_manager()
+    options = options or RenderOptions()
+    call_notification(plugins.hook.job_started, job=job)
+    try:
+        result = METHODS[job.spec.method](job, plugins, options)
+    except Exception as error:
+        call_notification(plugins.hook.job_failed, job_name=job.name, error=error)
+        raise
+    if not result.interrupted:
+        call_notification(plugins.hook.job_finished, job=job, result=result)
+    return result
+
+
+# --- Gatys et al. -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Run:
+    """The state of one optimisation render shared by its scales."""
+
+    job: Job
+    plugins: pluggy.PluginManager
+    options: RenderOptions
+    device: Device
+    precision: str
+    extractor: FeatureExtractor
+    started: float
+    history: list[dict[str, float]] = field(default_factory=list)
+    elapsed_before: float = 0.0
+    last_checkpoint: float = 0.0
+    scale_started: float = 0.0
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return self.job.spec.scale_sizes()
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.monotonic() - self.started
+
+
+def render_gatys(job: Job, plugins: pluggy.PluginManager, options: RenderOptions) -> Result:
+    """Optimise the image so its VGG features match the content and the style's Grams."""
+    spec = job.spec
+    device = resolve_device(spec.device)
+    precision = resolve_precision(spec.precision, device)
+    with tf.device(device.tf_name):
+        backbone = load_backbone(spec.backbone, job.weights)
+        extractor = FeatureExtractor(backbone, spec.pooling, tf.as_dtype(precision))
+        run = _Run(job, plugins, options, device, precision, extractor, time.monotonic())
+        run.last_checkpoint = run.started
+        state, interrupted = _optimise_all_scales(run)
+    return _finish(run, state, interrupted)
+
+
+def _optimise_all_scales(run: _Run) -> tuple[tuple[int, ScaleState], bool]:
+    resume = run.options.resume
+    first = resume.scale_index if resume else 0
+    if resume:
+        run.history, run.elapsed_before = list(resume.history), resume.elapsed
+    previous: np.ndarray | None = None
+    for index in range(first, len(run.sizes)):
+        scale_job = _scale_job(run, index)
+        if resume and index == first:
+            state = resume.state
+        else:
+            state = ScaleState(image=_initial_image(run, scale_job, previous))
+        state, interrupted = _optimise_scale(run, scale_job, state)
+        if interrupted:
+            return (index, state), True
+        run.history.extend({"scale": index + 1, **entry} for entry in state.history)
+        previous = state.best_image
+    return (len(run.sizes) - 1, state), False
+
+
+def _scale_job(run: _Run, index: int) -> ScaleJob:
+    job, spec = run.job, run.job.spec
+    height, width = job.output_shape(run.sizes[index])
+    content = None
+    if job.content is not None:
+        content = _batch(images.resize_to(job.content.pixels, width, height))
+    style_side = max(16, round(max(height, width) * spec.style_scale))
+    styles = tuple(_batch(images.resize_long_side(style.pixels, style_side)) for style in job.styles)
+    return ScaleJob(job, content, styles, spec.blend_weights(), index, len(run.sizes), run.extractor)
+
+
+def _batch(pixels: np.ndarray) -> tf.Tensor:
+    return tf.constant(pixels[None], tf.float32)
+
+
+def _initial_image(run: _Run, scale_job: ScaleJob, previous: np.ndarray | None) -> np.ndarray:
+    height, width = scale_job.shape
+    if previous is not None:
+        image = images.resize_to(previous, width, height)
+    else:
+        image = INITIALISERS[_init_kind(scale_job)](scale_job)
+    chosen = run.plugins.hook.initial_image(job=scale_job, image=_batch(image))
+    image = image if chosen is None else np.asarray(chosen)[0]
+    return np.clip(image, 0.0, 1.0).astype(np.float32)
+
+
+def _init_kind(scale_job: ScaleJob) -> str:
+    """Textures (no content image) start from noise whatever ``init`` says."""
+    return "noise" if scale_job.content is None else scale_job.spec.init
+
+
+def _init_noise(scale_job: ScaleJob) -> np.ndarray:
+    height, width = scale_job.shape
+    rng = np.random.default_rng(scale_job.spec.seed)
+    return rng.uniform(0.0, 1.0, (height, width, 3)).astype(np.float32)
+
+
+def _init_style(scale_job: ScaleJob) -> np.ndarray:
+    height, width = scale_job.shape
+    return images.resize_to(scale_job.job.styles[0].pixels, width, height)
+
+
+def _init_content(scale_job: ScaleJob) -> np.ndarray:
+    return scale_job.content.numpy()[0]
+
+
+def _init_adain(scale_job: ScaleJob) -> np.ndarray:
+    from styled import adain
+
+    height, width = scale_job.shape
+    return adain.stylize(scale_job.job, max(height, width)).image
+
+
+INITIALISERS: dict[str, Callable[[ScaleJob], np.ndarray]] = {
+    "content": _init_content,
+    "noise": _init_noise,
+    "style": _init_style,
+    "adain": _init_adain,
+}
+
+
+def collect_terms(plugins: pluggy.PluginManager, scale_job: ScaleJob) -> list[LossTerm]:
+    """Every plugin's terms for this scale, built-ins included, in registration order."""
+    answers = plugins.hook.register_losses(job=scale_job)
+    terms = [term for answer in reversed(answers) for term in (answer or [])]
+    names = [term.name for term in terms]
+    duplicates = {name for name in names if names.count(name) > 1}
+    if duplicates:
+        raise ValueError(f"two loss terms share the name {', '.join(sorted(duplicates))}")
+    return terms
+
+
+def compile_loss(extractor: FeatureExtractor, terms: list[LossTerm], shape: tuple[int, int]):
+    """A numpy-in, numpy-out ``loss_and_grads`` with only the TensorFlow part under tf.function."""
+    layers = tuple(sorted({layer for term in terms for layer in term.layers}))
+    names = [term.name for term in terms]
+    weights = tf.constant([term.weight for term in terms], tf.float32)
+
+    @tf.function(input_signature=[tf.TensorSpec((1, *shape, 3), tf.float32)], reduce_retracing=True)
+    def loss_and_grads(image: tf.Tensor):
+        with tf.GradientTape() as tape:
+            tape.watch(image)
+            features = extractor(image, layers) if layers else {}
+            values = tf.stack([
+                tf.cast(term.fn(image, {name: features[name] for name in term.layers}), tf.float32)
+                for term in terms
+            ])
+            total = tf.reduce_sum(weights * values)
+        return total, values, tape.gradient(total, image, unconnected_gradients="zero")
+
+    def evaluate(image: np.ndarray) -> tuple[float, dict[str, float], np.ndarray]:
+        total, values, grad = loss_and_grads(image[None])
+        return float(total), dict(zip(names, values.numpy().tolist())), grad.numpy()[0]
+
+    return evaluate
+
+
+def _optimise_scale(run: _Run, scale_job: ScaleJob, state: ScaleState) -> tuple[ScaleState, bool]:
+    spec = run.job.spec
+    terms = collect_terms(run.plugins, scale_job)
+    evaluate = compile_loss(run.extractor, terms, scale_job.shape)
+    optimizer = OPTIMIZERS[spec.optimizer](spec)
+    iterations = _iterations(spec, scale_job.scale_index, scale_job.scale_count)
+    stop = {"requested": False}
+    run.scale_started = time.monotonic()
+
+    def on_iteration(current: ScaleState, total: float, values: dict[str, float]) -> bool:
+        _report_progress(run, scale_job, current, iterations, total, values)
+        stop["requested"] = bool(run.options.should_stop and run.options.should_stop())
+        _maybe_checkpoint(run, scale_job.scale_index, current, force=stop["requested"])
+        return stop["requested"]
+
+    state = optimise_scale(
+        state, evaluate, optimizer, iterations=iterations, deadline=_deadline(run, scale_job.scale_index),
+        project=_projector(run.plugins, scale_job), on_iteration=on_iteration,
+    )
+    return state, stop["requested"]
+
+
+def _iterations(spec: JobSpec, index: int, count: int) -> int:
+    if index == count - 1 or spec.coarse_iterations is None:
+        return spec.iterations
+    return spec.coarse_iterations
+
+
+def _deadline(run: _Run, index: int) -> float:
+    """Share ``time_limit`` between the scales in proportion to their expected cost (pixels × iterations)."""
+    spec = run.job.spec
+    if spec.time_limit is None:
+        return math.inf
+    costs = [s * s * _iterations(spec, i, len(run.sizes)) for i, s in enumerate(run.sizes)]
+    share = sum(costs[: index + 1]) / max(sum(costs), 1)
+    return run.started - run.elapsed_before + spec.time_limit * share
+
+
+def _projector(plugins: pluggy.PluginManager, scale_job: ScaleJob) -> Callable[[np.ndarray], np.ndarray]:
+    """Clip to [0, 1], then let plugins project the image onto their constraints."""
+    hook = plugins.hook.constrain_image
+    constrained = bool(hook.get_hookimpls())
+
+    def project(image: np.ndarray) -> np.ndarray:
+        image = np.clip(image, 0.0, 1.0)
+        if constrained:
+            image = np.asarray(fold(hook, "image", _batch(image), job=scale_job))[0]
+        return image.astype(np.float32)
+
+    return project
+
+
+def _report_progress(run: _Run, scale_job: ScaleJob, state: ScaleState, iterations: int,
+                     total: float, values: dict[str, float]) -> None:
+    if run.options.on_progress is None:
+        return
+    height, width = scale_job.shape
+    run.options.on_progress(Progress(
+        scale=scale_job.scale_index + 1, scales=scale_job.scale_count, width=width, height=height,
+        iteration=state.iteration, iterations=iterations, loss=total, terms=values,
+        elapsed=run.elapsed(), eta=_eta(run, scale_job.scale_index, state, iterations),
+    ))
+
+
+def _eta(run: _Run, index: int, state: ScaleState, iterations: int) -> float | None:
+    """Seconds left: this scale's pace, scaled by pixel count for the scales still to come."""
+    spec = run.job.spec
+    done_here = state.iteration
+    if done_here == 0:
+        return None
+    pace = (time.monotonic() - run.scale_started) / done_here
+    current = run.sizes[index] ** 2
+    remaining = (iterations - done_here) * pace
+    for later in range(index + 1, len(run.sizes)):
+        remaining += _iterations(spec, later, len(run.sizes)) * pace * run.sizes[later] ** 2 / current
+    if spec.time_limit is not None:
+        remaining = min(remaining, max(0.0, spec.time_limit - run.elapsed()))
+    return remaining
+
+
+def _maybe_checkpoint(run: _Run, index: int, state: ScaleState, force: bool) -> None:
+    options = run.options
+    if options.on_checkpoint is None:
+        return
+    now = time.monotonic()
+    due = options.checkpoint_seconds is not None and now - run.last_checkpoint >= options.checkpoint_seconds
+    if force or due:
+        options.on_checkpoint(Checkpoint(index, state, list(run.history), run.elapsed()))
+        run.last_checkpoint = now
+
+
+def _finish(run: _Run, position: tuple[int, ScaleState], interrupted: bool) -> Result:
+    index, state = position
+    job, spec = run.job, run.job.spec
+    image = state.best_image if state.best_image is not None else state.image
+    history = run.history + ([] if not interrupted else [{"scale": index + 1, **e} for e in state.history])
+    checkpoint = Checkpoint(index, state, list(run.history), run.elapsed()) if interrupted else None
+    if not interrupted:
+        image = finalize(job, run.plugins, image)
+    return Result(
+        image=image, alpha=_output_alpha(job, image.shape), losses=_final_losses(history),
+        history=history, iterations=len(history), seconds=run.elapsed(), device=run.device.name,
+        precision=run.precision, settings=spec.to_dict(), interrupted=interrupted, checkpoint=checkpoint,
+    )
+
+
+def finalize(job: Job, plugins: pluggy.PluginManager, image: np.ndarray) -> np.ndarray:
+    """Colour preservation, then plugins' post-processing, on the final full-size image."""
+    if job.spec.preserve_colors and job.content is not None:
+        height, width = image.shape[:2]
+        image = images.preserve_colors(image, images.resize_to(job.content.pixels, width, height))
+    image = fold(plugins.hook.finalize_image, "image", image, job=job)
+    return np.clip(np.asarray(image, np.float32), 0.0, 1.0)
+
+
+def _output_alpha(job: Job, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The content's alpha channel, resized to the output, so transparent photos stay transparent."""
+    if job.content is None or job.content.alpha is None:
+        return None
+    return np.clip(images.resize_to(job.content.alpha, shape[1], shape[0]), 0.0, 1.0)
+
+
+def _final_losses(history: list[dict[str, float]]) -> dict[str, float]:
+    """The last iteration's losses, by term name, with ``total``; built-ins always present."""
+    last = dict(history[-1]) if history else {}
+    for key in ("scale", "iteration"):
+        last.pop(key, None)
+    return {"content": 0.0, "style": 0.0, "tv": 0.0, **last}
+
+
+METHODS: dict[str, Callable[[Job, pluggy.PluginManager, RenderOptions], Result]] = {
+    "gatys": render_gatys,
+}
+
+
+def with_spec(job: Job, **changes: Any) -> Job:
+    """A copy of ``job`` whose spec has ``changes`` applied."""
+    return replace(job, spec=replace(job.spec, **changes))

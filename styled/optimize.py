@@ -1,0 +1,166 @@
+"""Optimisers (L-BFGS, Adam) and the per-scale loop: best-image tracking, budgets, progress.
+
+The optimisers work on flat float32 numpy vectors: the VGG pass dominates every iteration, and
+keeping the bookkeeping out of TensorFlow keeps it simple and cheap (benchmarks/speed.py
+prints the ratio of an iteration to a bare VGG forward and backward pass).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: Curvature pairs with yᵀs below this are skipped: they would make the inverse Hessian blow up.
+CURVATURE_EPSILON = 1e-10
+#: A loss this many times the best seen means the quadratic model broke down: restart from the best.
+DIVERGENCE_FACTOR = 4.0
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPSILON = 1e-8
+
+
+class Lbfgs:
+    """L-BFGS with a unit step and no line search, one loss evaluation per iteration.
+
+    As torch.optim.LBFGS without line search, which jcjohnson/neural-style uses: the first step
+    is scaled by min(1, 1/|g|₁), later steps use the scaled two-loop recursion (Nocedal & Wright,
+    Numerical Optimization, algorithm 7.4) with H₀ = sᵀy / yᵀy.
+    """
+
+    def __init__(self, history: int):
+        self._pairs: deque[tuple[np.ndarray, np.ndarray, float]] = deque(maxlen=history)
+        self._previous: tuple[np.ndarray, np.ndarray] | None = None
+
+    def reset(self) -> None:
+        self._pairs.clear()
+        self._previous = None
+
+    def step(self, x: np.ndarray, loss: float, grad: np.ndarray) -> np.ndarray:
+        first = self._previous is None
+        self._remember(x, grad)
+        direction = self._direction(grad)
+        if first:
+            return x + min(1.0, 1.0 / max(float(np.abs(grad).sum()), CURVATURE_EPSILON)) * direction
+        return x + direction
+
+    def _remember(self, x: np.ndarray, grad: np.ndarray) -> None:
+        if self._previous is not None:
+            s, y = x - self._previous[0], grad - self._previous[1]
+            ys = float(np.dot(y, s))
+            if ys > CURVATURE_EPSILON:
+                self._pairs.append((s, y, 1.0 / ys))
+        self._previous = (x, grad)
+
+    def _direction(self, grad: np.ndarray) -> np.ndarray:
+        q = -grad
+        alphas = []
+        for s, y, rho in reversed(self._pairs):
+            alpha = rho * float(np.dot(s, q))
+            q = q - alpha * y
+            alphas.append(alpha)
+        if self._pairs:
+            s, y, rho = self._pairs[-1]
+            q = q * (1.0 / (rho * float(np.dot(y, y))))
+        for (s, y, rho), alpha in zip(self._pairs, reversed(alphas)):
+            beta = rho * float(np.dot(y, q))
+            q = q + (alpha - beta) * s
+        return q
+
+
+class Adam:
+    """Adam (Kingma & Ba 2015), the optimiser of the TensorFlow tutorial and of crowsonkb."""
+
+    def __init__(self, learning_rate: float):
+        self.learning_rate = learning_rate
+        self.reset()
+
+    def reset(self) -> None:
+        self._m: np.ndarray | None = None
+        self._v: np.ndarray | None = None
+        self._t = 0
+
+    def step(self, x: np.ndarray, loss: float, grad: np.ndarray) -> np.ndarray:
+        beta1, beta2 = ADAM_BETAS
+        if self._m is None:
+            self._m, self._v = np.zeros_like(grad), np.zeros_like(grad)
+        self._t += 1
+        self._m = beta1 * self._m + (1 - beta1) * grad
+        self._v = beta2 * self._v + (1 - beta2) * grad * grad
+        m_hat = self._m / (1 - beta1**self._t)
+        v_hat = self._v / (1 - beta2**self._t)
+        return x - self.learning_rate * m_hat / (np.sqrt(v_hat) + ADAM_EPSILON)
+
+
+OPTIMIZERS: dict[str, Callable[..., Lbfgs | Adam]] = {
+    "lbfgs": lambda spec: Lbfgs(spec.lbfgs_history),
+    "adam": lambda spec: Adam(spec.learning_rate),
+}
+
+
+@dataclass
+class ScaleState:
+    """Where the optimisation of one scale stands; enough to resume it."""
+
+    image: np.ndarray  # (H, W, 3) float32
+    iteration: int = 0
+    best_image: np.ndarray | None = None
+    best_loss: float = math.inf
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def record(self, image: np.ndarray, total: float, terms: dict[str, float]) -> None:
+        """Log this iteration's losses and keep the image if it is the best so far."""
+        self.history.append({"iteration": self.iteration, "total": total, **terms})
+        if total < self.best_loss:
+            self.best_loss, self.best_image = total, image
+
+
+LossAndGrads = Callable[[np.ndarray], tuple[float, dict[str, float], np.ndarray]]
+Project = Callable[[np.ndarray], np.ndarray]
+
+
+def optimise_scale(
+    state: ScaleState,
+    loss_and_grads: LossAndGrads,
+    optimizer: Lbfgs | Adam,
+    *,
+    iterations: int,
+    deadline: float,
+    project: Project,
+    on_iteration: Callable[[ScaleState, float, dict[str, float]], bool],
+) -> ScaleState:
+    """Run up to ``iterations`` steps (or until ``deadline`` on time.monotonic()).
+
+    ``on_iteration`` sees every step and returns True to stop early (a shutdown request).
+    The last evaluation counts too: the final image of a scale is the best one ever evaluated.
+    """
+    shape = state.image.shape
+    x = state.image.reshape(-1)
+    while state.iteration < iterations and time.monotonic() < deadline:
+        total, terms, grad = loss_and_grads(x.reshape(shape))
+        if not math.isfinite(total):
+            raise FloatingPointError(f"the loss became {total} at iteration {state.iteration}")
+        state.record(x.reshape(shape), total, terms)
+        if total > DIVERGENCE_FACTOR * state.best_loss:
+            optimizer.reset()
+            x = state.best_image.reshape(-1)
+        else:
+            x = project(optimizer.step(x, total, grad.reshape(-1)).reshape(shape)).reshape(-1)
+        state.iteration += 1
+        state.image = x.reshape(shape)
+        if on_iteration(state, total, terms):
+            break
+    if state.iteration >= iterations or time.monotonic() >= deadline:
+        _evaluate_last(state, loss_and_grads)
+    return state
+
+
+def _evaluate_last(state: ScaleState, loss_and_grads: LossAndGrads) -> None:
+    if state.best_image is not None and state.image is state.best_image:
+        return
+    total, terms, _ = loss_and_grads(state.image)
+    if total < state.best_loss:
+        state.best_loss, state.best_image = total, state.image
