@@ -153,8 +153,10 @@ def optimise_scale(
         state.image = x.reshape(shape)
         if on_iteration(state, total, terms):
             break
-    if state.iteration >= iterations or time.monotonic() >= deadline:
+    if state.iteration and (state.iteration >= iterations or time.monotonic() >= deadline):
         _evaluate_last(state, loss_and_grads)
+    if state.best_image is None:  # zero iterations: the initial image is the answer
+        state.best_image = state.image
     return state
 
 

@@ -1,0 +1,216 @@
+"""The ``styled`` command. The only place that turns errors into exit codes and messages."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from styled.errors import (
+    ConfigError,
+    DeviceError,
+    ImageError,
+    JobSpecError,
+    PluginError,
+    SpoolError,
+    StyledError,
+    WeightsError,
+)
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # the work ran and failed (a job landed in failed/, a render crashed)
+EXIT_BAD_INPUT = 2  # the command, spec, config or an image is wrong: fix the input
+EXIT_MISSING_WEIGHTS = 3  # network weights are missing or refused
+EXIT_INTERRUPTED = 130
+EXIT_CODES: dict[type[StyledError], int] = {
+    JobSpecError: EXIT_BAD_INPUT,
+    ConfigError: EXIT_BAD_INPUT,
+    ImageError: EXIT_BAD_INPUT,
+    PluginError: EXIT_BAD_INPUT,
+    DeviceError: EXIT_BAD_INPUT,
+    SpoolError: EXIT_BAD_INPUT,
+    WeightsError: EXIT_MISSING_WEIGHTS,
+}
+
+Command = Callable[[argparse.Namespace], int]
+#: Functions that add a sub-command to the parser; each sets ``func`` to its Command.
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
+
+
+def subcommand(add: Callable[[argparse._SubParsersAction], None]) -> Callable[[argparse._SubParsersAction], None]:
+    SUBCOMMANDS.append(add)
+    return add
+
+
+# --- render -------------------------------------------------------------------------------------
+
+
+@subcommand
+def add_render(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "render", help="stylise a photo (or synthesise a texture) and write the image and a JSON report",
+        description="Render CONTENT in the style of STYLE (several STYLEs are blended). Writes OUT and, "
+                    "beside it, OUT with the suffix .json holding the report.",
+    )
+    parser.add_argument("images", nargs="*", metavar="CONTENT STYLE [STYLE ...]",
+                        help="the content photo, then one or more style images")
+    parser.add_argument("-o", "--output", required=True, type=Path, metavar="OUT",
+                        help="the result image; .png (8/16-bit), .jpg or .tif")
+    parser.add_argument("--texture", action="store_true",
+                        help="no content image: every image given is a style, synthesise a texture from noise")
+    parser.add_argument("--size", type=int, help="long side of the output in pixels")
+    parser.add_argument("--iterations", type=int, help="iterations at the final scale")
+    parser.add_argument("--time-limit", type=float, metavar="S", help="stop the optimisation after S seconds")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="any job-spec key; values are YAML scalars, dotted keys reach nested options")
+    parser.add_argument("--job", type=Path, metavar="FILE", help="read the job spec from a YAML file")
+    parser.add_argument("--plugins-dir", type=Path, metavar="DIR", help="load every *.py in DIR as a plugin")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run_render)
+
+
+def _render_spec_data(args: argparse.Namespace) -> tuple[dict, dict[str, int], Path]:
+    """Merge --job, the positional images and the flags into raw spec keys (not yet validated)."""
+    from styled.config import apply_overrides, load_job_file
+
+    data, lines, base = {}, {}, Path.cwd()
+    if args.job is not None:
+        data, lines = load_job_file(args.job)
+        base = args.job.resolve().parent
+    positional = [str(Path(p).resolve()) for p in args.images]
+    if args.texture:
+        data.pop("content", None)
+        if positional:
+            data["style"] = positional
+    elif len(positional) == 1 and args.job is None:
+        raise JobSpecError("give a content image and at least one style image",
+                           hint="styled render CONTENT STYLE -o OUT, or --texture STYLE for a texture")
+    elif positional:
+        data["content"], data["style"] = positional[0], positional[1:] or data.get("style")
+    flags = {"size": args.size, "iterations": args.iterations, "time_limit": args.time_limit}
+    data.update({key: value for key, value in flags.items() if value is not None})
+    return apply_overrides(data, args.overrides), lines, base
+
+
+def run_render(args: argparse.Namespace) -> int:
+    from styled.config import build_job_spec
+    from styled.engine import RenderOptions, render
+    from styled.files import atomic_write_json
+    from styled.images import save_image
+    from styled.jobs import load_job, relative_to
+    from styled.plugins import make_plugin_manager
+
+    data, lines, base = _render_spec_data(args)
+    if not args.images and "style" not in data:
+        raise JobSpecError("no images given", hint="styled render CONTENT STYLE -o OUT (or --job FILE)")
+    source = str(args.job) if args.job else "command line"
+    spec = build_job_spec(data, source=source, lines=lines)
+    _check_output_suffix(args.output)
+    plugins = make_plugin_manager(args.plugins_dir)
+    job = load_job(spec, relative_to(base), name=args.output.stem)
+    with ProgressBar(enabled=not args.quiet) as bar:
+        result = render(job, plugins, RenderOptions(on_progress=bar.update))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    save_image(args.output, result.image, alpha=result.alpha, bit_depth=spec.bit_depth)
+    atomic_write_json(args.output.with_suffix(".json"), result.report())
+    print(f"wrote {args.output} ({result.iterations} iterations in {result.seconds:.1f} s, "
+          f"loss {result.losses.get('total', 0.0):.4g})", file=sys.stderr)
+    return EXIT_OK
+
+
+def _check_output_suffix(path: Path) -> None:
+    from styled.images import SAVE_SUFFIXES
+
+    if path.suffix.lower() not in SAVE_SUFFIXES:
+        raise ImageError(f"cannot write '{path.suffix or 'no suffix'}' images", where=str(path),
+                         hint=f"use one of {', '.join(sorted(SAVE_SUFFIXES))}")
+
+
+class ProgressBar:
+    """A tqdm bar per scale: scale, iteration, loss and ETA for the whole render."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+        self._bar = None
+        self._scale = None
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+    def update(self, progress) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        if progress.scale != self._scale:
+            if self._bar is not None:
+                self._bar.close()
+            self._scale = progress.scale
+            self._bar = tqdm(total=progress.iterations, unit="it", leave=True, dynamic_ncols=True,
+                             desc=f"scale {progress.scale}/{progress.scales} {progress.width}x{progress.height}")
+        eta = "?" if progress.eta is None else _clock(progress.eta)
+        self._bar.set_postfix_str(f"loss {progress.loss:.4g}, total eta {eta}", refresh=False)
+        self._bar.update(progress.iteration - self._bar.n)
+
+
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    return f"{minutes}:{seconds:02d}"
+
+
+# --- main ---------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from styled import __version__
+
+    parser = argparse.ArgumentParser(prog="styled", description="Turn photos into paintings.")
+    parser.add_argument("--version", action="version", version=f"styled {__version__}")
+    parser.add_argument("--debug", action="store_true", help="log details and show tracebacks")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in SUBCOMMANDS:
+        add(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; return its exit code. Errors become one line on stderr, never a traceback."""
+    args = build_parser().parse_args(argv)
+    _configure_logging(args.debug)
+    try:
+        return args.func(args)
+    except StyledError as error:
+        print(f"styled: error: {error}", file=sys.stderr)
+        return EXIT_CODES.get(type(error), EXIT_BAD_INPUT)
+    except KeyboardInterrupt:
+        print("styled: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as error:  # noqa: BLE001 - the last line of defence against tracebacks
+        if args.debug:
+            raise
+        print(f"styled: error: {type(error).__name__}: {error} (run with --debug for details)", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _configure_logging(debug: bool) -> None:
+    level = logging.DEBUG if debug else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if not debug:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def entry_point() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry_point()
