@@ -39,10 +39,8 @@ def gram(features: tf.Tensor) -> tf.Tensor:
     Departs from the paper by normalising with C·H·W, so the style weight does not depend on
     image size or layer width.
     """
-    shape = tf.shape(features)
-    channels = shape[-1]
-    flat = tf.reshape(features, (-1, channels))
-    return tf.matmul(flat, flat, transpose_a=True) / tf.cast(tf.size(flat) * channels, tf.float32)
+    flat = tf.reshape(features, (-1, tf.shape(features)[-1]))
+    return tf.matmul(flat, flat, transpose_a=True) / tf.cast(tf.size(flat), tf.float32)
 
 
 def content_loss(features: tf.Tensor, target: tf.Tensor) -> tf.Tensor:

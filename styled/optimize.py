@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-#: Curvature pairs with yᵀs below this are skipped: they would make the inverse Hessian blow up.
+#: Curvature pairs with yᵀs ≤ ε·yᵀy are skipped: they would make the inverse Hessian blow up.
+#: Relative, not absolute as in torch.optim.LBFGS, because our losses are means (small numbers).
 CURVATURE_EPSILON = 1e-10
 #: A loss this many times the best seen means the quadratic model broke down: restart from the best.
 DIVERGENCE_FACTOR = 4.0
@@ -51,7 +52,7 @@ class Lbfgs:
         if self._previous is not None:
             s, y = x - self._previous[0], grad - self._previous[1]
             ys = float(np.dot(y, s))
-            if ys > CURVATURE_EPSILON:
+            if ys > CURVATURE_EPSILON * float(np.dot(y, y)):
                 self._pairs.append((s, y, 1.0 / ys))
         self._previous = (x, grad)
 
