@@ -98,6 +98,7 @@ def _render_spec_data(args: argparse.Namespace) -> tuple[dict, dict[str, int], P
 
 
 def run_render(args: argparse.Namespace) -> int:
+    import_tensorflow_quietly()
     from styled.config import build_job_spec
     from styled.engine import RenderOptions, render
     from styled.files import atomic_write_json
@@ -124,11 +125,11 @@ def run_render(args: argparse.Namespace) -> int:
 
 
 def _check_output_suffix(path: Path) -> None:
-    from styled.images import SAVE_SUFFIXES
+    from styled.images import SAVE_FORMATS
 
-    if path.suffix.lower() not in SAVE_SUFFIXES:
+    if path.suffix.lower() not in SAVE_FORMATS:
         raise ImageError(f"cannot write '{path.suffix or 'no suffix'}' images", where=str(path),
-                         hint=f"use one of {', '.join(sorted(SAVE_SUFFIXES))}")
+                         hint=f"use one of {', '.join(sorted(SAVE_FORMATS))}")
 
 
 class ProgressBar:
@@ -206,6 +207,25 @@ def _configure_logging(debug: bool) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if not debug:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def import_tensorflow_quietly() -> None:
+    """TensorFlow's C++ start-up notes (oneDNN, absl) go straight to fd 2; users need none of them.
+
+    Commands that render call this first; ``--debug`` keeps the notes.
+    """
+    if "tensorflow" in sys.modules or logging.getLogger().level <= logging.DEBUG:
+        return
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            try:
+                import tensorflow  # noqa: F401
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
 
 
 def entry_point() -> None:
