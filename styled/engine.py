@@ -497,8 +497,26 @@ def _final_losses(history: list[dict[str, float]]) -> dict[str, float]:
     return {"content": 0.0, "style": 0.0, "tv": 0.0, **last}
 
 
+# --- Huang & Belongie (AdaIN) -------------------------------------------------------------------
+
+
+def render_adain(job: Job, plugins: pluggy.PluginManager, options: RenderOptions) -> Result:
+    """One feed-forward AdaIN pass (styled/adain.py): no optimisation, so no iterations or losses."""
+    from styled import adain
+
+    started = time.monotonic()
+    stylized = adain.stylize(job, job.spec.size)
+    image = finalize(job, plugins, stylized.image)
+    return Result(
+        image=image, alpha=_output_alpha(job, image.shape), losses={}, history=[], iterations=0,
+        seconds=time.monotonic() - started, device=stylized.device, precision=stylized.precision,
+        settings=job.spec.to_dict(),
+    )
+
+
 METHODS: dict[str, Callable[[Job, pluggy.PluginManager, RenderOptions], Result]] = {
     "gatys": render_gatys,
+    "adain": render_adain,
 }
 
 
