@@ -23,11 +23,13 @@ from styled.errors import ImageError
 
 logger = logging.getLogger(__name__)
 
-#: Room for every full-frame camera (61 MP is the largest) and for 8K video frames (33 MP), while
-#: the float32 copy (12 bytes a pixel) stays under 1 GB. It also sits below Pillow's own warning
-#: threshold (``PIL.Image.MAX_IMAGE_PIXELS``, 89.5 MP), so Pillow never warns about an image we
-#: accept and our message, which says how to raise the limit, is the one users meet.
-DEFAULT_MAX_PIXELS = 80_000_000
+#: A 100-megapixel medium-format photo (Fujifilm GFX100: 11648 x 8736 = 101.8 MP) is the largest
+#: common camera output, so the default sits above it; the float32 copy (12 bytes a pixel) is then
+#: at most about 1.4 GB. It is below Pillow's hard bomb limit (2 x ``PIL.Image.MAX_IMAGE_PIXELS``,
+#: 179 MP), so ours is the limit users meet, with a message that says how to raise it. Between
+#: Pillow's warning threshold (89.5 MP) and this limit Pillow emits a DecompressionBombWarning;
+#: we leave the process-wide warning filters alone, and refuse it only if filters make it an error.
+DEFAULT_MAX_PIXELS = 120_000_000
 
 #: Raster formats people keep photos and paintings in. Everything else is refused before a decoder
 #: runs: EPS and PDF would start Ghostscript, and the many rare decoders (PCX, SGI, FLI, ...) are
