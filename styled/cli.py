@@ -168,6 +168,89 @@ def _clock(seconds: float) -> str:
     return f"{minutes}:{seconds:02d}"
 
 
+# --- the daemon: serve, submit, status -----------------------------------------------------------
+
+
+def _add_config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, default=Path("config.yaml"), metavar="FILE",
+                        help="the daemon config (default: ./config.yaml)")
+
+
+@subcommand
+def add_serve(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "serve", help="watch the inbox and render every job dropped into it (the daemon)",
+        description="Render each job dropped into the inbox and deliver it to the outbox (or failed/). "
+                    "SIGTERM/SIGINT checkpoint the running job and stop; SIGHUP reloads the config. "
+                    "See docs/daemon.md.",
+    )
+    _add_config_option(parser)
+    parser.add_argument("--once", action="store_true",
+                        help="process everything in the inbox, then exit: 0 if every job was delivered, "
+                             "1 if any failed")
+    parser.set_defaults(func=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from styled.daemon import serve
+
+    import_tensorflow_quietly()
+    summary = serve(args.config, once=args.once, manage_log_level=not args.debug)
+    return EXIT_FAILED if summary.failed else EXIT_OK
+
+
+@subcommand
+def add_submit(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "submit", help="put a job into the daemon's inbox",
+        description="Copy CONTENT and STYLE images with a job.yaml into a job folder, written under a "
+                    "temporary name and renamed into the inbox, so the daemon never sees half of it.",
+    )
+    parser.add_argument("images", nargs="+", metavar="CONTENT STYLE [STYLE ...]",
+                        help="the content photo, then one or more style images")
+    parser.add_argument("--texture", action="store_true", help="no content image: every image given is a style")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="any job-spec key, as for styled render")
+    parser.add_argument("--name", help="the job's name (default: the content image's name)")
+    _add_config_option(parser)
+    parser.set_defaults(func=run_submit)
+
+
+def run_submit(args: argparse.Namespace) -> int:
+    from styled.config import load_daemon_config
+    from styled.spool import submit
+
+    paths = [Path(p) for p in args.images]
+    if not args.texture and len(paths) < 2:
+        raise JobSpecError("give a content image and at least one style image",
+                           hint="styled submit CONTENT STYLE, or --texture STYLE for a texture")
+    content, styles = (None, paths) if args.texture else (paths[0], paths[1:])
+    config = load_daemon_config(args.config)
+    folder = submit(config, content, styles, args.overrides, name=args.name)
+    print(folder)
+    return EXIT_OK
+
+
+@subcommand
+def add_status(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "status", help="show the daemon's jobs: waiting, running (with progress and ETA), done, failed",
+        description="Read the spool folders, so it works whether or not the daemon is running.",
+    )
+    _add_config_option(parser)
+    parser.add_argument("--json", action="store_true", help="print the status as JSON, for programs")
+    parser.set_defaults(func=run_status)
+
+
+def run_status(args: argparse.Namespace) -> int:
+    from styled.config import load_daemon_config
+    from styled.status import format_json, format_status, read_status
+
+    status = read_status(load_daemon_config(args.config))
+    sys.stdout.write(format_json(status) if args.json else format_status(status) + "\n")
+    return EXIT_OK
+
+
 # --- main ---------------------------------------------------------------------------------------
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from styled.errors import JobSpecError
+from styled.errors import ConfigError, JobSpecError
 
 # --- defaults -----------------------------------------------------------------------------------
 
@@ -434,3 +434,237 @@ def merge_defaults(defaults: Mapping[str, Any], data: Mapping[str, Any]) -> dict
         else:
             merged[key] = value
     return merged
+
+
+# --- the daemon's config ------------------------------------------------------------------------
+# ``config.yaml`` for ``styled serve``, ``styled submit`` and ``styled status``. The rules reuse the
+# job spec's: each key has one rule, and an unknown key suggests the nearest valid one.
+
+DEFAULT_CONFIG_FILE = "config.yaml"
+#: A file must keep its size and mtime this long before it is taken: long enough for a copy over a
+#: LAN share to show progress, short enough that a dropped job starts promptly.
+DEFAULT_SETTLE_SECONDS = 2.0
+#: watchdog drops events when inotify overflows, so the inbox is rescanned this often regardless.
+DEFAULT_RESCAN_SECONDS = 30.0
+#: A kill -9 loses at most this much rendering; a checkpoint at 512 px takes a few milliseconds.
+DEFAULT_CHECKPOINT_SECONDS = 30.0
+#: A job that took the process down this many times is a poison job and goes to failed/.
+DEFAULT_MAX_ATTEMPTS = 3
+#: Same default as the image loader's (styled.images.DEFAULT_MAX_PIXELS): a 100-megapixel photo.
+DEFAULT_MAX_IMAGE_PIXELS = 120_000_000
+#: A job spec is a few lines of YAML; anything far bigger is a mistake or an attack on the parser.
+DEFAULT_MAX_SPEC_BYTES = 65_536
+#: How often progress.json and the systemd STATUS= line are refreshed.
+DEFAULT_PROGRESS_SECONDS = 2.0
+#: The log gets one progress line each time a job passes another multiple of this percentage.
+DEFAULT_LOG_PROGRESS_PERCENT = 25
+#: How long a job may name a file that is not there yet before it fails (its writer may be slow).
+DEFAULT_MISSING_FILE_SECONDS = 60.0
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+SPOOL_FOLDERS = ("inbox", "outbox", "failed", "work")
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    """Where the spool lives, which devices render, and how patient the daemon is.
+
+    Folder paths are absolute: relative ones in the file resolve against the file's folder.
+    """
+
+    inbox: Path
+    outbox: Path
+    failed: Path
+    work: Path
+    devices: tuple[str, ...] = ("cpu",)
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    library: tuple[Path, ...] = ()
+    settle_seconds: float = DEFAULT_SETTLE_SECONDS
+    rescan_seconds: float = DEFAULT_RESCAN_SECONDS
+    checkpoint_seconds: float = DEFAULT_CHECKPOINT_SECONDS
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    max_spec_bytes: int = DEFAULT_MAX_SPEC_BYTES
+    missing_file_seconds: float = DEFAULT_MISSING_FILE_SECONDS
+    progress_seconds: float = DEFAULT_PROGRESS_SECONDS
+    log_progress_percent: int = DEFAULT_LOG_PROGRESS_PERCENT
+    plugins_dir: Path | None = None
+    log_level: str = "INFO"
+    source: Path | None = None  # the file it was read from, for messages and reloads
+
+    def folders(self) -> dict[str, Path]:
+        """The spool folders by key: inbox, outbox, failed, work."""
+        return {key: getattr(self, key) for key in SPOOL_FOLDERS}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every effective setting in plain types (paths as text), for logs and diffs."""
+        data = {}
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, tuple):
+                value = [str(v) if isinstance(v, Path) else v for v in value]
+            elif isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, Mapping):
+                value = dict(value)
+            data[item.name] = value
+        return data
+
+
+def _folder(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _Invalid(f"must be a folder path, got {value!r}", "for example 'spool/inbox'")
+    return value
+
+
+def _folder_list(value: Any) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if items is None:
+        return ()
+    if not isinstance(items, list):
+        raise _Invalid(f"must be a folder or a list of folders, got {value!r}")
+    return tuple(_folder(item) for item in items)
+
+
+def _device_list(value: Any) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items:
+        raise _Invalid(f"must be a list of devices such as [cpu] or [gpu:0, gpu:1], got {value!r}")
+    return tuple(_device(item) for item in items)
+
+
+def _log_level(value: Any) -> str:
+    if not isinstance(value, str) or value.upper() not in LOG_LEVELS:
+        raise _Invalid(f"must be one of {', '.join(LOG_LEVELS)}, got {value!r}",
+                       _did_you_mean(str(value).upper(), LOG_LEVELS))
+    return value.upper()
+
+
+def _raw_mapping(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise _Invalid(f"must be a mapping of job-spec keys to values, got {value!r}", "for example {size: 512}")
+    return dict(value)
+
+
+DAEMON_RULES: dict[str, Callable[[Any], Any]] = {
+    "inbox": _folder,
+    "outbox": _folder,
+    "failed": _folder,
+    "work": _folder,
+    "devices": _device_list,
+    "defaults": _raw_mapping,
+    "library": _folder_list,
+    "settle_seconds": _number(0.0),
+    "rescan_seconds": _number(0.0, exclusive_min=True),
+    "checkpoint_seconds": _number(0.0, exclusive_min=True),
+    "max_attempts": _integer(1, 100),
+    "max_image_pixels": _integer(1),
+    "max_spec_bytes": _integer(64),
+    "missing_file_seconds": _number(0.0),
+    "progress_seconds": _number(0.0, exclusive_min=True),
+    "log_progress_percent": _integer(1, 100),
+    "plugins_dir": _optional(_folder),
+    "log_level": _log_level,
+}
+_DAEMON_PATH_KEYS = ("inbox", "outbox", "failed", "work", "plugins_dir")
+assert set(DAEMON_RULES) | {"source"} == {f.name for f in dataclasses.fields(DaemonConfig)}, \
+    "every DaemonConfig field needs a rule"
+
+
+def load_daemon_config(path: Path) -> DaemonConfig:
+    """Read and validate ``config.yaml``; raise ConfigError naming the key, its line and a fix."""
+    path = Path(path)
+    text = _read_config_text(path)
+    try:
+        data, lines = parse_yaml(text, str(path))
+    except JobSpecError as error:
+        raise ConfigError(error.message, where=str(path), line=error.line, hint=error.hint) from None
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"the config must be a mapping of keys to values, got {type(data).__name__}",
+                          where=str(path), line=1)
+    return build_daemon_config(data, base=path.resolve().parent, source=path, lines=lines)
+
+
+def _read_config_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("the config file does not exist", where=str(path),
+                          hint="pass --config FILE, or copy the config.yaml shipped with styled") from None
+    except IsADirectoryError:
+        raise ConfigError("is a folder, not a config file", where=str(path)) from None
+    except UnicodeDecodeError:
+        raise ConfigError("the config file is not UTF-8 text", where=str(path)) from None
+    except OSError as error:
+        raise ConfigError(f"cannot read the config file: {error.strerror}", where=str(path)) from None
+
+
+def build_daemon_config(
+    data: Mapping[str, Any],
+    *,
+    base: Path,
+    source: Path | None = None,
+    lines: Mapping[str, int] | None = None,
+) -> DaemonConfig:
+    """Validate a mapping of config keys; relative folders resolve against ``base``."""
+    lines = lines or {}
+    where = str(source) if source is not None else None
+    values = {}
+    for key, raw in data.items():
+        if key not in DAEMON_RULES:
+            raise ConfigError(f"unknown key '{key}'", where=where, key=str(key), line=lines.get(str(key)),
+                              hint=_did_you_mean(key, DAEMON_RULES) or f"valid keys: {', '.join(DAEMON_RULES)}")
+        try:
+            values[key] = DAEMON_RULES[key](raw)
+        except _Invalid as invalid:
+            raise ConfigError(str(invalid), where=where, key=key, line=lines.get(key), hint=invalid.hint) from None
+    _require_folders(values, where)
+    _check_defaults(values.get("defaults", {}), where, lines)
+    _resolve_paths(values, base)
+    config = DaemonConfig(**values, source=source)
+    _check_distinct_folders(config, where, lines)
+    return config
+
+
+def _require_folders(values: Mapping[str, Any], where: str | None) -> None:
+    missing = [key for key in SPOOL_FOLDERS if key not in values]
+    if missing:
+        raise ConfigError(f"missing {', '.join(missing)}", where=where, key=missing[0],
+                          hint=f"add '{missing[0]}: spool/{missing[0]}' (relative to the config file)")
+
+
+def _check_defaults(defaults: Mapping[str, Any], where: str | None, lines: Mapping[str, int]) -> None:
+    """Each default must be a valid job-spec key and value (a job then overrides it)."""
+    for key, raw in defaults.items():
+        dotted = f"defaults.{key}"
+        if key not in RULES:
+            raise ConfigError(f"unknown job-spec key '{key}'", where=where, key=dotted, line=lines.get(dotted),
+                              hint=_did_you_mean(key, RULES) or f"valid keys: {', '.join(sorted(RULES))}")
+        try:
+            RULES[key](raw)
+        except _Invalid as invalid:
+            raise ConfigError(str(invalid), where=where, key=dotted, line=lines.get(dotted),
+                              hint=invalid.hint) from None
+
+
+def _resolve_paths(values: dict[str, Any], base: Path) -> None:
+    def resolve(text: str) -> Path:
+        return (base / Path(text).expanduser()).resolve()
+
+    for key in _DAEMON_PATH_KEYS:
+        if values.get(key) is not None:
+            values[key] = resolve(values[key])
+    values["library"] = tuple(resolve(folder) for folder in values.get("library", ()))
+
+
+def _check_distinct_folders(config: DaemonConfig, where: str | None, lines: Mapping[str, int]) -> None:
+    """No spool folder may be, or sit inside, another: a claim would then watch its own output."""
+    folders = config.folders()
+    for key, folder in folders.items():
+        for other_key, other in folders.items():
+            if key != other_key and (folder == other or other in folder.parents):
+                raise ConfigError(f"'{key}' ({folder}) is inside '{other_key}' ({other})" if folder != other
+                                  else f"'{key}' and '{other_key}' are the same folder ({folder})",
+                                  where=where, key=key, line=lines.get(key),
+                                  hint="give inbox, outbox, failed and work folders of their own")
