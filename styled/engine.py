@@ -37,6 +37,8 @@ class Job:
     styles: tuple[images.Image, ...]
     name: str = "job"
     weights: Path | None = None  # resolved ``spec.weights``
+    #: What plugins computed in ``prepare_job`` (masks, source images), by plugin name.
+    extras: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     def plugin_options(self, name: str) -> dict[str, Any] | None:
         """The options the job gave plugin ``name``, or None when it did not ask for it."""
@@ -200,6 +202,7 @@ def render(
     options = options or RenderOptions()
     call_notification(plugins.hook.job_started, job=job)
     try:
+        job = fold(plugins.hook.prepare_job, "job", job)
         result = METHODS[job.spec.method](job, plugins, options)
     except Exception as error:
         call_notification(plugins.hook.job_failed, job_name=job.name, error=error)
@@ -293,7 +296,7 @@ def _initial_image(run: _Run, scale_job: ScaleJob, previous: np.ndarray | None) 
         image = INITIALISERS[_init_kind(scale_job)](scale_job)
     chosen = run.plugins.hook.initial_image(job=scale_job, image=_batch(image))
     image = image if chosen is None else np.asarray(chosen)[0]
-    return np.clip(image, 0.0, 1.0).astype(np.float32)
+    return _projector(run.plugins, scale_job)(image)
 
 
 def _init_kind(scale_job: ScaleJob) -> str:
@@ -454,8 +457,13 @@ def _maybe_checkpoint(run: _Run, index: int, state: ScaleState, force: bool) -> 
     now = time.monotonic()
     due = options.checkpoint_seconds is not None and now - run.last_checkpoint >= options.checkpoint_seconds
     if force or due:
-        options.on_checkpoint(Checkpoint(index, state, list(run.history), run.elapsed()))
+        options.on_checkpoint(_snapshot(run, index, state))
         run.last_checkpoint = now
+
+
+def _snapshot(run: _Run, index: int, state: ScaleState) -> Checkpoint:
+    """A checkpoint that later iterations cannot change (images are replaced, never mutated)."""
+    return Checkpoint(index, replace(state, history=list(state.history)), list(run.history), run.elapsed())
 
 
 def _finish(run: _Run, position: tuple[int, ScaleState], interrupted: bool) -> Result:
@@ -463,7 +471,7 @@ def _finish(run: _Run, position: tuple[int, ScaleState], interrupted: bool) -> R
     job, spec = run.job, run.job.spec
     image = state.best_image if state.best_image is not None else state.image
     history = run.history + ([] if not interrupted else [{"scale": index + 1, **e} for e in state.history])
-    checkpoint = Checkpoint(index, state, list(run.history), run.elapsed()) if interrupted else None
+    checkpoint = _snapshot(run, index, state) if interrupted else None
     if not interrupted:
         image = finalize(job, run.plugins, image)
     return Result(
