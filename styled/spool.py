@@ -514,7 +514,7 @@ class Spool:
             except SpoolError as error:
                 claim_error = claim_error or error
                 continue
-            if path.is_file() and _is_inside(path, inbox):
+            if path.is_file() and _is_inside(path, inbox) and value not in state["release"]:
                 _link_or_copy(path, job.job_dir / value)
                 state["release"].append(value)
         job.save_state(state)
