@@ -98,13 +98,10 @@ def _render_spec_data(args: argparse.Namespace) -> tuple[dict, dict[str, int], P
 
 
 def run_render(args: argparse.Namespace) -> int:
-    import_tensorflow_quietly()
     from styled.config import build_job_spec
-    from styled.engine import RenderOptions, render
     from styled.files import atomic_write_json
     from styled.images import save_image
     from styled.jobs import load_job, relative_to
-    from styled.plugins import make_plugin_manager
 
     data, lines, base = _render_spec_data(args)
     if not args.images and "style" not in data:
@@ -112,8 +109,12 @@ def run_render(args: argparse.Namespace) -> int:
     source = str(args.job) if args.job else "command line"
     spec = build_job_spec(data, source=source, lines=lines)
     _check_output_suffix(args.output)
-    plugins = make_plugin_manager(args.plugins_dir)
     job = load_job(spec, relative_to(base), name=args.output.stem)
+    import_tensorflow_quietly()  # only now: bad input above is reported without the wait
+    from styled.engine import RenderOptions, render
+    from styled.plugins import make_plugin_manager
+
+    plugins = make_plugin_manager(args.plugins_dir)
     with ProgressBar(enabled=not args.quiet) as bar:
         result = render(job, plugins, RenderOptions(on_progress=bar.update))
     args.output.parent.mkdir(parents=True, exist_ok=True)

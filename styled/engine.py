@@ -21,34 +21,12 @@ import tensorflow as tf
 from styled import images
 from styled.config import JobSpec
 from styled.devices import Device, resolve_device, resolve_precision
+from styled.jobs import Job
 from styled.losses import LossTerm
 from styled.optimize import OPTIMIZERS, ScaleState, optimise_scale
 from styled.plugins import call_notification, fold, make_plugin_manager
 from styled.vgg import FeatureExtractor
 from styled.weights import load_backbone
-
-
-@dataclass(frozen=True)
-class Job:
-    """A validated spec with its images loaded at full resolution."""
-
-    spec: JobSpec
-    content: images.Image | None
-    styles: tuple[images.Image, ...]
-    name: str = "job"
-    weights: Path | None = None  # resolved ``spec.weights``
-    #: What plugins computed in ``prepare_job`` (masks, source images), by plugin name.
-    extras: Mapping[str, Any] = field(default_factory=dict, repr=False)
-
-    def plugin_options(self, name: str) -> dict[str, Any] | None:
-        """The options the job gave plugin ``name``, or None when it did not ask for it."""
-        return self.spec.plugin_options(name)
-
-    def output_shape(self, long_side: int) -> tuple[int, int]:
-        """(height, width) of the output at ``long_side``, in the content's (or first style's) aspect."""
-        height, width = (self.content or self.styles[0]).pixels.shape[:2]
-        factor = long_side / max(height, width)
-        return max(1, round(height * factor)), max(1, round(width * factor))
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,43 @@
-"""Turn a validated JobSpec into a Job: resolve its paths and load its images."""
+"""``Job``: a validated JobSpec with its images loaded; and how to build one from a spec.
+
+Nothing here imports TensorFlow, so bad input is reported before the engine starts.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from styled.config import JobSpec
-from styled.engine import Job
 from styled.errors import ImageError
 from styled.images import DEFAULT_MAX_PIXELS, Image, load_image
+
+
+@dataclass(frozen=True)
+class Job:
+    """A validated spec with its images loaded at full resolution."""
+
+    spec: JobSpec
+    content: Image | None
+    styles: tuple[Image, ...]
+    name: str = "job"
+    weights: Path | None = None  # resolved ``spec.weights``
+    #: What plugins computed in ``prepare_job`` (masks, source images), by plugin name.
+    extras: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    def plugin_options(self, name: str) -> dict[str, Any] | None:
+        """The options the job gave plugin ``name``, or None when it did not ask for it."""
+        return self.spec.plugin_options(name)
+
+    def output_shape(self, long_side: int) -> tuple[int, int]:
+        """(height, width) of the output at ``long_side``, in the content's (or first style's) aspect."""
+        height, width = (self.content or self.styles[0]).pixels.shape[:2]
+        factor = long_side / max(height, width)
+        return max(1, round(height * factor)), max(1, round(width * factor))
+
 
 #: ``resolve(key, value)`` turns a path as written in the spec into a real path (or raises).
 Resolver = Callable[[str, str], Path]

@@ -1,0 +1,95 @@
+"""`styled render` end to end in a real subprocess: the image, the JSON report, and bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+QUICK = ["--size", "48", "--iterations", "4", "--set", "scales=1", "--quiet"]
+REPORT_KEYS = {"iterations", "seconds", "seconds_per_iteration", "losses", "settings", "device", "precision", "versions"}
+
+
+def styled(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "styled.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
+
+
+def test_render_writes_the_image_and_a_json_report(tiny_images, tmp_path):
+    out = tmp_path / "result.png"
+    done = styled("render", str(tiny_images["content"]), str(tiny_images["style"]), "-o", str(out), *QUICK,
+                  "--set", "style_weight=80")
+    assert done.returncode == 0, done.stderr
+    with PILImage.open(out) as picture:
+        assert picture.size == (48, 36)
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert REPORT_KEYS <= set(report)
+    assert report["iterations"] == 4
+    assert set(report["losses"]) >= {"content", "style", "tv", "total"}
+    assert report["settings"]["style_weight"] == 80
+    assert report["device"] == "cpu"
+    assert report["versions"]["tensorflow"]
+    assert "Traceback" not in done.stderr
+
+
+def test_a_job_file_gives_the_same_keys_with_paths_relative_to_it(tiny_images, tmp_path):
+    job = tmp_path / "jobs" / "job.yaml"
+    job.parent.mkdir()
+    (job.parent / "photo.png").write_bytes(tiny_images["content"].read_bytes())
+    (job.parent / "paint.png").write_bytes(tiny_images["style"].read_bytes())
+    job.write_text("content: photo.png\nstyle: [paint.png]\nsize: 40\niterations: 3\nscales: 1\nbit_depth: 16\n")
+    out = tmp_path / "out.png"
+    done = styled("render", "--job", str(job), "-o", str(out), "--quiet", "--set", "iterations=2")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert report["iterations"] == 2 and report["settings"]["size"] == 40
+    with PILImage.open(out) as picture:
+        assert picture.size == (40, 30)
+        assert picture.mode in ("I;16", "RGB") or "16" in picture.mode or picture.info is not None
+
+
+def test_several_styles_and_jpeg_output(tiny_images, tmp_path):
+    out = tmp_path / "out.jpg"
+    done = styled("render", str(tiny_images["content"]), str(tiny_images["style"]), str(tiny_images["style2"]),
+                  "-o", str(out), *QUICK, "--set", "style_blend=[1, 3]")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(out.with_suffix(".json").read_text())["settings"]["style"][1].endswith("style2.png")
+    assert np.asarray(PILImage.open(out)).shape == (36, 48, 3)
+
+
+def bad_inputs(tiny_images, tmp_path):
+    not_an_image = tmp_path / "notes.jpg"
+    not_an_image.write_text("these are my notes, not a photo")
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes(tiny_images["content"].read_bytes()[:200])
+    content, style = str(tiny_images["content"]), str(tiny_images["style"])
+    return {
+        "missing file": ([str(tmp_path / "nope.jpg"), style], "does not exist"),
+        "not an image": ([str(not_an_image), style], "not an image"),
+        "truncated": ([str(truncated), style], "truncated"),
+        "unknown key": ([content, style, "--set", "style_wieght=3"], "did you mean 'style_weight'"),
+        "out of range": ([content, style, "--size", "-4"], "key 'size'"),
+        "bad choice": ([content, style, "--set", "optimizer=sgd"], "lbfgs, adam"),
+        "bad output suffix": ([content, style, "-o", str(tmp_path / "out.gif")], "cannot write '.gif'"),
+        "only one image": ([content], "give a content image and at least one style image"),
+        "missing gpu": ([content, style, "--set", "device=gpu:3"], "not available"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing file", "not an image", "truncated", "unknown key", "out of range",
+                                  "bad choice", "bad output suffix", "only one image", "missing gpu"])
+def test_bad_input_is_one_clear_line_and_a_non_zero_exit(tiny_images, tmp_path, case):
+    args, expected = bad_inputs(tiny_images, tmp_path)[case]
+    if "-o" not in args:
+        args = [*args, "-o", str(tmp_path / "out.png")]
+    done = styled("render", *args, "--quiet")
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    message = [line for line in done.stderr.splitlines() if line.startswith("styled: error:")]
+    assert len(message) == 1 and expected in message[0], done.stderr
+    assert not (tmp_path / "out.png").exists()
