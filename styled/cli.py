@@ -112,9 +112,10 @@ def run_render(args: argparse.Namespace) -> int:
     job = load_job(spec, relative_to(base), name=args.output.stem)
     import_tensorflow_quietly()  # only now: bad input above is reported without the wait
     from styled.engine import RenderOptions, render
-    from styled.plugins import make_plugin_manager
+    from styled.plugins import make_plugin_manager, validate_job
 
     plugins = make_plugin_manager(args.plugins_dir)
+    job = validate_job(plugins, job, relative_to(base), lines=lines, source=source)
     with ProgressBar(enabled=not args.quiet) as bar:
         result = render(job, plugins, RenderOptions(on_progress=bar.update))
     args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -167,6 +168,36 @@ class ProgressBar:
 def _clock(seconds: float) -> str:
     minutes, seconds = divmod(int(round(seconds)), 60)
     return f"{minutes}:{seconds:02d}"
+
+
+# --- plugins ------------------------------------------------------------------------------------
+
+
+@subcommand
+def add_plugins(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "plugins", help="list the plugins: name, where each came from, its hooks and its options",
+        description="List every plugin: the built-ins, the first-party plugins, a plugins folder's and "
+                    "installed packages' (entry point group 'styled'). A job turns a plugin on with "
+                    "'plugins: {NAME: {OPTION: VALUE}}'.",
+    )
+    parser.add_argument("--plugins-dir", type=Path, metavar="DIR", help="also load every *.py in DIR")
+    parser.add_argument("--json", action="store_true", help="print JSON for programs")
+    parser.set_defaults(func=run_plugins)
+
+
+def run_plugins(args: argparse.Namespace) -> int:
+    import json
+
+    import_tensorflow_quietly()
+    from styled.plugins import describe_plugins, make_plugin_manager, plugin_report, plugin_text
+
+    infos = describe_plugins(make_plugin_manager(args.plugins_dir))
+    if args.json:
+        print(json.dumps([plugin_report(info) for info in infos], indent=2, default=str))
+    else:
+        print("\n\n".join(plugin_text(info) for info in infos))
+    return EXIT_OK
 
 
 # --- the daemon: serve, submit, status -----------------------------------------------------------

@@ -1,30 +1,427 @@
-"""The plugin manager: built-in defaults, first-party plugins, a plugins folder, entry points."""
+"""The plugin manager, and how a job's ``plugins:`` table is checked against the plugins there are.
+
+Plugins load in this order (datasette and pytest work the same way):
+
+1. the built-in defaults (:data:`DEFAULT_PLUGINS`): the content, style and TV terms are a plugin;
+2. the first-party plugins shipped in the wheel as ``styled_plugins`` (:data:`FIRST_PARTY_PLUGINS`);
+3. every ``*.py`` in ``plugins_dir`` (``styled render --plugins-dir``, the daemon's ``plugins_dir``);
+4. the entry points in the group ``styled`` of installed distributions.
+
+A plugin's name in a job is the name its :class:`PluginSchema` declares, else the name it was
+registered under: the module name for first-party plugins, the file's stem for ``plugins_dir``,
+the entry point's name for distributions.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import importlib
+import importlib.metadata
+import importlib.util
 import logging
-from collections.abc import Callable
+import math
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from styled import hookspecs
+from styled.errors import PluginError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from styled.config import JobSpec
 
 log = logging.getLogger(__name__)
 
 #: Built-in behaviour is registered like any plugin (datasette's DEFAULT_PLUGINS).
 DEFAULT_PLUGINS = ("styled.losses",)
+#: The Berger & Memisevic (ICLR 2017) extras, shipped in the wheel as the package ``styled_plugins``.
+FIRST_PARTY_PACKAGE = "styled_plugins"
+FIRST_PARTY_PLUGINS = ("long_range", "symmetry", "inpainting", "season_transfer")
+ENTRY_POINT_GROUP = "styled"
+#: Module names that ``plugins_dir`` files are imported under, so they cannot shadow real modules.
+PLUGINS_DIR_PACKAGE = "styled_plugins_dir"
+
+BUILT_IN = "built-in"
+FIRST_PARTY = "first-party"
+PLUGINS_DIR = "plugins dir"
+ENTRY_POINT = "entry point"
+IN_CODE = "registered in code"
+
+Resolver = Callable[[str, str], Path]
 
 
-def make_plugin_manager(plugins_dir: Path | None = None) -> pluggy.PluginManager:
-    """A plugin manager with the defaults, then plugins_dir's modules; misspelt hooks fail loudly."""
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
-    pm.add_hookspecs(hookspecs)
+# --- option schemas -----------------------------------------------------------------------------
+
+
+class OptionError(ValueError):
+    """A bad option value: the message says what is wrong, the hint how to fix it.
+
+    ``option`` names the option when a check of several options finds the fault.
+    """
+
+    def __init__(self, message: str, hint: str | None = None, option: str | None = None):
+        super().__init__(message)
+        self.hint = hint
+        self.option = option
+
+
+def _any(value: Any) -> Any:
+    return value
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option a plugin accepts under ``plugins: {name: {option: value}}``.
+
+    ``rule(value)`` returns the value normalised to plain YAML/JSON types (it must accept its own
+    output) or raises OptionError. A ``path`` option is resolved like the spec's image paths
+    (relative to the job file or the job's folder in the spool) and must name an existing file.
+    """
+
+    name: str
+    default: Any
+    help: str
+    rule: Callable[[Any], Any] = _any
+    path: bool = False
+
+
+@dataclass(frozen=True)
+class PluginSchema:
+    """The name a plugin answers to in a job and the options it accepts (the ``plugin_schema`` hook).
+
+    ``check(options)`` sees every option normalised, defaults filled in, and raises OptionError
+    (with ``option=``) for faults that involve several options.
+    """
+
+    name: str
+    options: tuple[Option, ...] = ()
+    check: Callable[[dict[str, Any]], None] | None = None
+    help: str = ""
+
+    def option(self, name: str) -> Option:
+        return next(option for option in self.options if option.name == name)
+
+    def apply(self, given: Mapping[str, Any] | None, resolve: Resolver | None = None) -> dict[str, Any]:
+        """``given`` validated, defaults filled in, paths resolved (when ``resolve`` is given)."""
+        given = dict(given or {})
+        known = [option.name for option in self.options]
+        for name in given:
+            if name not in known:
+                raise OptionError(f"unknown option '{name}'", _suggest(name, known, "options"), option=name)
+        values = {}
+        for option in self.options:
+            values[option.name] = _apply_option(self.name, option, given.get(option.name, option.default),
+                                                option.name in given, resolve)
+        if self.check is not None:
+            self.check(values)
+        return values
+
+
+def _apply_option(plugin: str, option: Option, value: Any, given: bool, resolve: Resolver | None) -> Any:
+    try:
+        value = option.rule(value) if (given or value is not None) else value
+    except OptionError as error:
+        error.option = option.name
+        raise
+    if option.path and value is not None:
+        value = _resolve_path(plugin, option, value, resolve)
+    return value
+
+
+def _resolve_path(plugin: str, option: Option, value: Any, resolve: Resolver | None) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise OptionError(f"must be a file name, got {value!r}", option=option.name)
+    if resolve is None:
+        return value
+    path = resolve(f"plugins.{plugin}.{option.name}", value)
+    if not Path(path).is_file():
+        raise OptionError(f"the file '{value}' does not exist", f"looked for {path}", option=option.name)
+    return str(path)
+
+
+def _suggest(value: str, candidates: Iterable[str], what: str) -> str:
+    candidates = sorted(candidates)
+    close = difflib.get_close_matches(str(value), candidates, n=1, cutoff=0.5)
+    listing = f"{what}: {', '.join(candidates) or 'none'}"
+    return f"did you mean '{close[0]}'? {listing}" if close else listing
+
+
+# Rules that first-party and third-party schemas share.
+
+
+def one_of(*allowed: str) -> Callable[[Any], str]:
+    """A rule accepting one of ``allowed``."""
+
+    def rule(value: Any) -> str:
+        if value not in allowed:
+            close = difflib.get_close_matches(str(value), allowed, n=1, cutoff=0.5)
+            hint = f"did you mean '{close[0]}'?" if close else None
+            raise OptionError(f"must be one of {', '.join(allowed)}, got {value!r}", hint)
+        return value
+
+    return rule
+
+
+def number(minimum: float | None = None, maximum: float | None = None) -> Callable[[Any], float]:
+    """A rule accepting a finite number in [minimum, maximum]."""
+
+    def rule(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise OptionError(f"must be a number, got {value!r}")
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            raise OptionError(f"must be {_range_text(minimum, maximum)}, got {value}")
+        return float(value)
+
+    return rule
+
+
+def integer(minimum: int | None = None, maximum: int | None = None) -> Callable[[Any], int]:
+    """A rule accepting a whole number in [minimum, maximum]."""
+
+    def rule(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise OptionError(f"must be a whole number, got {value!r}")
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            raise OptionError(f"must be {_range_text(minimum, maximum)}, got {value}")
+        return value
+
+    return rule
+
+
+def _range_text(minimum: float | None, maximum: float | None) -> str:
+    if minimum is not None and maximum is not None:
+        return f"between {minimum} and {maximum}"
+    return f"at least {minimum}" if minimum is not None else f"at most {maximum}"
+
+
+def boolean(value: Any) -> bool:
+    """A rule accepting true or false."""
+    if not isinstance(value, bool):
+        raise OptionError(f"must be true or false, got {value!r}")
+    return value
+
+
+def optional(rule: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``rule``, or None."""
+
+    def optional_rule(value: Any) -> Any:
+        return None if value is None else rule(value)
+
+    return optional_rule
+
+
+# --- the plugin manager -------------------------------------------------------------------------
+
+
+class StyledPluginManager(pluggy.PluginManager):
+    """A pluggy PluginManager that remembers where each plugin came from (for ``styled plugins``)."""
+
+    def __init__(self) -> None:
+        super().__init__(hookspecs.PROJECT)
+        self.add_hookspecs(hookspecs)
+        self.origins: dict[str, str] = {}
+
+    def register_from(self, plugin: object, name: str, origin: str) -> None:
+        """Register ``plugin`` as ``name``; a second plugin with a taken name is an error."""
+        taken = self.get_plugin(name)
+        if taken is not None:
+            raise PluginError(f"two plugins are called '{name}'", where=origin,
+                              hint=f"the other one comes from {self.origins.get(name, IN_CODE)}; rename one")
+        self.register(plugin, name=name)
+        self.origins[name] = origin
+
+    def origin(self, name: str) -> str:
+        return self.origins.get(name, IN_CODE)
+
+
+def make_plugin_manager(plugins_dir: Path | None = None) -> StyledPluginManager:
+    """Built-ins, first-party plugins, ``plugins_dir``'s modules, entry points; misspelt hooks fail loudly."""
+    pm = StyledPluginManager()
     for module_name in DEFAULT_PLUGINS:
-        pm.register(__import__(module_name, fromlist=["_"]), name=module_name)
-    pm.check_pending()
+        pm.register_from(importlib.import_module(module_name), module_name, BUILT_IN)
+    for name in FIRST_PARTY_PLUGINS:
+        module_name = f"{FIRST_PARTY_PACKAGE}.{name}"
+        pm.register_from(importlib.import_module(module_name), name, f"{FIRST_PARTY}: {module_name}")
+    if plugins_dir is not None:
+        _load_plugins_dir(pm, Path(plugins_dir))
+    _load_entry_points(pm)
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as error:
+        raise PluginError(str(error), where=pm.origin(getattr(error, "plugin_name", "") or ""),
+                          hint=f"the hooks are: {', '.join(hook_names())}") from None
     return pm
+
+
+def _load_plugins_dir(pm: StyledPluginManager, folder: Path) -> None:
+    """Import every ``*.py`` in ``folder`` as a plugin named after the file (datasette's --plugins-dir)."""
+    if not folder.is_dir():
+        raise PluginError("the plugins folder does not exist", where=str(folder))
+    for path in sorted(folder.glob("*.py")):
+        pm.register_from(_import_file(path), path.stem, f"{PLUGINS_DIR}: {path}")
+
+
+def _import_file(path: Path) -> object:
+    module_name = f"{PLUGINS_DIR_PACKAGE}.{path.stem}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:  # noqa: BLE001 - any error in a plugin file is that file's fault
+        raise PluginError(f"the plugin failed to load: {type(error).__name__}: {error}", where=str(path),
+                          hint="fix the file or take it out of the plugins folder") from error
+    sys.modules[module_name] = module
+    return module
+
+
+def _load_entry_points(pm: StyledPluginManager) -> None:
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        distribution = entry_point.dist
+        label = f"{distribution.name} {distribution.version}" if distribution else entry_point.value
+        origin = f"{ENTRY_POINT}: {label}"
+        try:
+            plugin = entry_point.load()
+        except Exception as error:  # noqa: BLE001
+            raise PluginError(f"the plugin '{entry_point.name}' failed to load: {type(error).__name__}: {error}",
+                              where=origin, hint="reinstall or uninstall that package") from error
+        pm.register_from(plugin, entry_point.name, origin)
+
+
+def hook_names() -> list[str]:
+    """Every hook of styled, in the order hookspecs.py declares them."""
+    return [name for name, value in vars(hookspecs).items() if hasattr(value, f"{hookspecs.PROJECT}_spec")]
+
+
+# --- plugins in a job ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """One registered plugin, as ``styled plugins`` lists it."""
+
+    name: str  # as a job names it
+    registered_as: str
+    origin: str
+    hooks: tuple[str, ...]
+    schema: PluginSchema | None = field(default=None, repr=False)
+
+    @property
+    def selectable(self) -> bool:
+        """Whether a job can name it under ``plugins:`` (the built-ins are always on)."""
+        return self.origin != BUILT_IN
+
+
+def describe_plugins(pm: pluggy.PluginManager) -> list[PluginInfo]:
+    """Every registered plugin with its job name, origin, hooks and schema, in load order."""
+    schemas = _schemas(pm)
+    infos = []
+    for registered, plugin in pm.list_name_plugin():
+        if plugin is None:  # blocked
+            continue
+        hooks = tuple(caller.name for caller in pm.get_hookcallers(plugin) or ())
+        schema = schemas.get(registered)
+        origin = pm.origin(registered) if isinstance(pm, StyledPluginManager) else IN_CODE
+        infos.append(PluginInfo(schema.name if schema else registered, registered, origin, hooks, schema))
+    return infos
+
+
+def _schemas(pm: pluggy.PluginManager) -> dict[str, PluginSchema]:
+    """The schema of every plugin that declares one, by registered name."""
+    found = {}
+    for impl in pm.hook.plugin_schema.get_hookimpls():
+        schema = impl.function()
+        if schema is not None:
+            found[impl.plugin_name] = schema
+    return found
+
+
+def validate_job_plugins(
+    pm: pluggy.PluginManager,
+    spec: JobSpec,
+    resolve: Resolver | None = None,
+    *,
+    lines: Mapping[str, int] | None = None,
+    source: str | None = None,
+) -> JobSpec:
+    """The spec with each plugin's options checked and normalised (defaults filled in, paths resolved).
+
+    Raises PluginError naming ``plugins.NAME`` or ``plugins.NAME.OPTION``, the bad value, the
+    allowed values or the nearest option, and the YAML line when ``lines`` knows it.
+    """
+    lines = lines or {}
+    available = {info.name: info for info in describe_plugins(pm) if info.selectable}
+    normalised = {}
+    for name, options in spec.plugins.items():
+        key = f"plugins.{name}"
+        if name not in available:
+            raise PluginError(f"unknown plugin '{name}'", where=source, key=key, line=lines.get(key),
+                              hint=_suggest(name, available, "available plugins"))
+        schema = available[name].schema
+        normalised[name] = dict(options) if schema is None else _checked(schema, options, resolve, key, lines,
+                                                                         source)
+    return dataclasses.replace(spec, plugins=normalised)
+
+
+def validate_job(
+    pm: pluggy.PluginManager,
+    job: Any,
+    resolve: Resolver | None = None,
+    *,
+    lines: Mapping[str, int] | None = None,
+    source: str | None = None,
+) -> Any:
+    """``job`` (a styled.jobs.Job) with its spec's plugins validated: see :func:`validate_job_plugins`."""
+    return dataclasses.replace(job, spec=validate_job_plugins(pm, job.spec, resolve, lines=lines, source=source))
+
+
+def _checked(schema: PluginSchema, options: Mapping[str, Any], resolve: Resolver | None, key: str,
+             lines: Mapping[str, int], source: str | None) -> dict[str, Any]:
+    try:
+        return schema.apply(options, resolve)
+    except OptionError as error:
+        option_key = f"{key}.{error.option}" if error.option else key
+        raise PluginError(str(error), where=source, key=option_key,
+                          line=lines.get(option_key, lines.get(key)), hint=error.hint) from None
+
+
+def plugin_report(info: PluginInfo) -> dict[str, Any]:
+    """One plugin for ``styled plugins --json``."""
+    options = [] if info.schema is None else [
+        {"name": o.name, "default": o.default, "help": o.help, "path": o.path} for o in info.schema.options]
+    return {"name": info.name, "registered_as": info.registered_as, "origin": info.origin,
+            "selectable": info.selectable, "hooks": list(info.hooks), "options": options,
+            "help": info.schema.help if info.schema else ""}
+
+
+def plugin_text(info: PluginInfo) -> str:
+    """One plugin for ``styled plugins``: name and origin, what it does, hooks, then one line per option."""
+    lines = [f"{info.name}  ({info.origin})"]
+    if info.schema is not None and info.schema.help:
+        lines.append(f"  {info.schema.help}")
+    lines.append(f"  hooks: {', '.join(info.hooks) or 'none'}")
+    if info.schema is not None and info.schema.options:
+        width = max(len(option.name) for option in info.schema.options)
+        lines.append("  options:")
+        lines.extend(f"    {o.name:<{width}}  {o.help}{_default_text(o.default)}" for o in info.schema.options)
+    elif info.selectable:
+        lines.append("  options: not declared (passed to the plugin unchecked)")
+    return "\n".join(lines)
+
+
+def _default_text(value: Any) -> str:
+    """`` (default: ...)`` in YAML's spelling; nothing for None, whose meaning the help text gives."""
+    if value is None:
+        return ""
+    text = str(value).lower() if isinstance(value, bool) else str(value).replace("'", "")
+    return f" (default: {text})"
+
+
+# --- calling hooks ------------------------------------------------------------------------------
 
 
 def fold(hook: pluggy.HookCaller, value_name: str, value: Any, **kwargs: Any) -> Any:
@@ -38,11 +435,12 @@ def fold(hook: pluggy.HookCaller, value_name: str, value: Any, **kwargs: Any) ->
 
 
 def call_notification(hook: pluggy.HookCaller, **kwargs: Any) -> None:
-    """Notify plugins; a failing notification is logged, never allowed to fail the job."""
-    try:
-        hook(**kwargs)
-    except Exception:  # noqa: BLE001 - a webhook plugin must not take a render down
-        log.exception("plugin hook %s failed", hook.name)
+    """Notify every plugin; a failing one is logged and neither fails the job nor silences the others."""
+    for impl in reversed(hook.get_hookimpls()):
+        try:
+            impl.function(**{name: kwargs[name] for name in impl.argnames})
+        except Exception:  # noqa: BLE001 - a webhook plugin must not take a render down
+            log.exception("plugin %s failed in hook %s", impl.plugin_name, hook.name)
 
 
 NotificationCall = Callable[..., None]
