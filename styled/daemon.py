@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 1.0
 #: While a job waits to settle, the inbox is polled this many times per settle period.
 SETTLE_POLLS = 4
-MIN_POLL_SECONDS = 0.05
+MIN_POLL_SECONDS = 0.1
 WORKER_POLL_SECONDS = 0.5
 #: Keys whose change needs a restart: the spool moving under running jobs, or new worker threads.
 RESTART_KEYS = ("inbox", "outbox", "failed", "work", "devices")
@@ -446,6 +446,7 @@ class Worker(threading.Thread):
                 log.exception("worker %s: unexpected error on %s", self.name, work.path)
             finally:
                 jobs.task_done()
+                self.styled.hint.set()  # a worker is free: look for the next job now
                 self.styled.wake.set()
 
 
@@ -472,8 +473,9 @@ class Daemon:
         self._settler = Settler()
         self._first_seen: dict[Path, str] = {}
         self._incomplete_since: dict[Path, float] = {}
-        self._waiting: list[Path] = []
-        self._blocked: list[Path] = []
+        self._settling: list[Path] = []  # not settled yet: the inbox is polled until they are
+        self._ready: list[Path] = []  # settled, waiting for a free worker (which wakes the loop)
+        self._blocked: list[Path] = []  # *.part / *.tmp files inside: still being written
         self._healthy = True
 
     # --- public ---
@@ -571,7 +573,7 @@ class Daemon:
             if self.reload_requested.is_set():
                 self._reload()
             now = time.monotonic()
-            if self.hint.is_set() or now >= next_rescan or self._waiting:
+            if self.hint.is_set() or now >= next_rescan or self._settling:
                 self.hint.clear()
                 self._scan_safely(now)
                 if now >= next_rescan:
@@ -584,7 +586,7 @@ class Daemon:
 
     def _sleep_seconds(self, next_rescan: float) -> float:
         timeout = min(HEARTBEAT_SECONDS, max(0.0, next_rescan - time.monotonic()))
-        if self._waiting:
+        if self._settling:
             timeout = min(timeout, max(MIN_POLL_SECONDS, self.config.settle_seconds / SETTLE_POLLS))
         return timeout
 
@@ -594,7 +596,7 @@ class Daemon:
             return self.queue.unfinished_tasks
 
     def _drained(self) -> bool:
-        if self._waiting or self._outstanding():
+        if self._settling or self._ready or self._outstanding():
             return False
         for path in self._blocked:
             log.warning("leaving %s in the inbox: files in it are still being written (*.part, *.tmp)", path)
@@ -609,7 +611,7 @@ class Daemon:
     def _scan(self, now: float) -> None:
         config = self.config
         free = self._free_workers()
-        waiting, blocked, seen = [], [], set()
+        settling, ready_waiting, blocked, seen = [], [], [], set()
         for pending in scan_inbox(config.inbox):
             ready = readiness(pending, config)
             seen.update(ready.files)
@@ -622,16 +624,16 @@ class Daemon:
             if ready.writing:
                 blocked.append(pending.path)
             elif still < config.settle_seconds or not self._complete_or_given_up(pending.path, ready, now):
-                waiting.append(pending.path)
+                settling.append(pending.path)
             elif free <= 0:
-                waiting.append(pending.path)
+                ready_waiting.append(pending.path)
             elif self._claim(pending):
                 free -= 1
         self._settler.forget_except(seen)
         for mapping in (self._first_seen, self._incomplete_since):
             for path in [p for p in mapping if p not in seen]:
                 del mapping[path]
-        self._waiting, self._blocked = waiting, blocked
+        self._settling, self._ready, self._blocked = settling, ready_waiting, blocked
 
     def _complete_or_given_up(self, path: Path, ready: Any, now: float) -> bool:
         """All referenced files are there, or they have been missing for missing_file_seconds
@@ -676,7 +678,7 @@ class Daemon:
 
     def _status_line(self) -> str:
         jobs = self.board.lines()
-        waiting = len(self._waiting) + len(self._blocked) + self.queue.qsize()
+        waiting = len(self._settling) + len(self._ready) + len(self._blocked) + self.queue.qsize()
         counts = f"{waiting} waiting, {self.summary.delivered} delivered, {self.summary.failed} failed"
         return f"{'; '.join(jobs)}; {counts}" if jobs else f"idle; {counts}"
 

@@ -22,6 +22,7 @@ import ctypes
 import ctypes.util
 import datetime as dt
 import errno
+import functools
 import json
 import logging
 import os
@@ -62,6 +63,8 @@ _NAME_UNSAFE = re.compile(r"[^\w.\-]+")
 #: Temporary folders this module creates in outbox/ and failed/ (".NAME.tmp-XXXX").
 _TEMP_MARK = ".tmp-"
 _DONE_PREFIX = ".done-"
+#: Parsed references of this many specs are remembered between inbox scans.
+REFERENCE_CACHE_SIZE = 4096
 
 
 @dataclass
@@ -263,8 +266,7 @@ def readiness(pending: Pending, config: DaemonConfig) -> Readiness:
     if not os.path.lexists(spec):
         ready.missing.append(spec.name)
         return ready
-    data = read_spec_leniently(spec, config.max_spec_bytes)
-    for key, value in spec_references(data):
+    for key, value in cached_references(spec, config.max_spec_bytes):
         try:
             path = confine(value, roots, key=key, flat=pending.kind == "loose")
         except SpoolError:
@@ -274,6 +276,21 @@ def readiness(pending: Pending, config: DaemonConfig) -> Readiness:
         elif pending.kind == "loose" and _is_inside(path, config.inbox.resolve()):
             _add_signature(ready, path)
     return ready
+
+
+def cached_references(spec: Path, max_bytes: int) -> tuple[tuple[str, str], ...]:
+    """The files a spec names; parsed again only when the spec's size or mtime changes (the inbox
+    is polled several times a second while jobs settle, and YAML parsing is the costly part)."""
+    try:
+        info = spec.lstat()
+    except OSError:
+        return ()
+    return _references(str(spec), info.st_size, info.st_mtime_ns, max_bytes)
+
+
+@functools.lru_cache(maxsize=REFERENCE_CACHE_SIZE)
+def _references(spec: str, size: int, mtime_ns: int, max_bytes: int) -> tuple[tuple[str, str], ...]:
+    return tuple(spec_references(read_spec_leniently(Path(spec), max_bytes)))
 
 
 def _add_signature(ready: Readiness, path: Path) -> None:
@@ -528,8 +545,7 @@ class Spool:
         wanted = set()
         for pending in scan_inbox(self.config.inbox):
             if pending.kind == "loose" and not pending.is_link:
-                data = read_spec_leniently(pending.path, self.config.max_spec_bytes)
-                wanted.update(value for _, value in spec_references(data))
+                wanted.update(value for _, value in cached_references(pending.path, self.config.max_spec_bytes))
         for name in names:
             if name not in wanted:
                 try:

@@ -1,0 +1,249 @@
+"""The daemon in this process, with a real watchdog observer and real worker threads.
+
+(Crashes, signals and sd_notify need a separate process: see test_daemon_process.py.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from daemon_support import (
+    TINY_SPEC,
+    daemon_thread,
+    folders,
+    make_image,
+    read_json,
+    wait_for,
+    write_config,
+    write_job_folder,
+    write_loose_spec,
+)
+from PIL import Image as PILImage
+
+from styled.config import load_daemon_config
+from styled.daemon import Daemon, InboxEvents
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def delivered(outbox: Path, count: int):
+    return lambda: len(folders(outbox)) >= count and folders(outbox)
+
+
+def test_dropped_jobs_are_delivered_with_all_their_files(tmp_path):
+    config_path = write_config(tmp_path)
+    inbox, outbox = tmp_path / "inbox", tmp_path / "outbox"
+    folder_spec = {"content": "photo.png", "style": "style.png", **TINY_SPEC}
+    write_job_folder(inbox, "portrait", folder_spec)  # before the start: found by the first scan
+    original_spec = (inbox / "portrait" / "job.yaml").read_bytes()
+    with daemon_thread(config_path):
+        make_image(inbox / "street.png", "content/golden_gate.jpg")
+        make_image(inbox / "scream.png", "style/the_scream.jpg")
+        write_loose_spec(inbox, "street", {"content": "street.png", "style": ["scream.png"],
+                                           "output": "painting.jpg", **TINY_SPEC})
+        wait_for(delivered(outbox, 2), what="two deliveries")
+    assert folders(outbox) == ["portrait", "street"]
+    portrait = outbox / "portrait"
+    assert sorted(p.name for p in portrait.iterdir()) == ["inputs", "loss.png", "report.json", "result.png",
+                                                          "sheet.png"]
+    with PILImage.open(portrait / "result.png") as result:
+        assert max(result.size) == TINY_SPEC["size"]
+    assert (portrait / "inputs" / "job.yaml").read_bytes() == original_spec
+    assert sorted(p.name for p in (portrait / "inputs").iterdir()) == ["job.yaml", "photo.png", "style.png"]
+    report = json.loads((portrait / "report.json").read_text())
+    assert report["iterations"] == TINY_SPEC["iterations"] and report["losses"]["total"] > 0
+    life = report["job"]
+    assert life["name"] == "portrait" and len(life["id"]) == 32 and life["attempts"] == 1
+    stamps = [life[key] for key in ("received", "claimed", "started", "finished", "delivered")]
+    assert all(stamps) and stamps == sorted(stamps)
+    street = outbox / "street"
+    assert (street / "painting.jpg").exists() and (street / "sheet.png").exists()
+    assert sorted(p.name for p in (street / "inputs").iterdir()) == ["scream.png", "street.png", "street.yaml"]
+    assert list(inbox.iterdir()) == [], "the loose spec's images leave the inbox with it"
+    assert folders(tmp_path / "work") == [] and folders(tmp_path / "failed") == []
+
+
+def test_a_job_folder_written_slowly_is_not_taken_early(tmp_path):
+    config_path = write_config(tmp_path, settle_seconds=1.5)
+    inbox, work, outbox = tmp_path / "inbox", tmp_path / "work", tmp_path / "outbox"
+    photo = make_image(tmp_path / "source" / "photo.png", size=(64, 48))
+    data = photo.read_bytes()
+    chunks = [data[i:i + len(data) // 6 + 1] for i in range(0, len(data), len(data) // 6 + 1)]
+    with daemon_thread(config_path):
+        folder = inbox / "slow"
+        folder.mkdir()
+        (folder / "job.yaml").write_text(yaml.safe_dump({"content": "photo.png", "style": "style.png",
+                                                         **TINY_SPEC}))
+        make_image(folder / "style.png", "style/starry_night.jpg")
+        with open(folder / "photo.png", "wb") as stream:
+            for chunk in chunks:
+                stream.write(chunk)
+                stream.flush()
+                deadline = time.monotonic() + 0.4
+                while time.monotonic() < deadline:
+                    assert folder.exists() and folders(work) == [], "taken while still being written"
+                    time.sleep(0.05)
+        wait_for(delivered(outbox, 1), what="the slow job's delivery")
+    assert (outbox / "slow" / "inputs" / "photo.png").read_bytes() == data
+    assert folders(tmp_path / "failed") == []
+
+
+def test_fifty_jobs_dropped_at_once_are_each_delivered_exactly_once(tmp_path):
+    config_path = write_config(tmp_path, devices=["cpu", "cpu"], settle_seconds=0.3)
+    inbox, outbox = tmp_path / "inbox", tmp_path / "outbox"
+    spec = {"size": 32, "scales": 1, "iterations": 0}
+    make_image(inbox / "shared.png")
+    make_image(inbox / "style.png", "style/starry_night.jpg")
+    expected = set()
+    with daemon_thread(config_path) as daemon:
+        for index in range(25):
+            write_job_folder(inbox, f"folder{index:02d}", {"content": "photo.png", "style": "style.png", **spec})
+            write_loose_spec(inbox, f"loose{index:02d}", {"content": "shared.png", "style": "style.png", **spec})
+            expected |= {f"folder{index:02d}", f"loose{index:02d}"}
+        wait_for(delivered(outbox, 50), timeout=240, what="fifty deliveries")
+        wait_for(lambda: daemon.summary.delivered == 50, what="the last delivery's bookkeeping")
+        time.sleep(0.5)  # a doubled delivery would show up now
+    assert set(folders(outbox)) == expected, "every job delivered once, under its own name"
+    ids = [json.loads((outbox / name / "report.json").read_text())["job"]["id"] for name in expected]
+    assert len(set(ids)) == 50
+    assert list(inbox.iterdir()) == [], "the shared loose images go with the last spec naming them"
+    assert folders(tmp_path / "work") == [] and folders(tmp_path / "failed") == []
+    assert not [p for p in outbox.iterdir() if p.name.startswith(".")], "no half-built delivery left"
+
+
+# --- bad input: one --once run, then one assertion per kind of mistake ------------------------------
+
+BAD_FOLDERS = {
+    # name: (job.yaml, extra files, expected words in error.txt)
+    "yaml_syntax": ("content: photo.png\nstyle: [style.png\nsize: 32\n", {}, ["YAML syntax error", "line", "column"]),
+    "unknown_key": ("content: photo.png\nstyle: style.png\nsise: 32\n", {}, ["unknown key 'sise'", "line 3",
+                                                                              "did you mean 'size'"]),
+    "wrong_type": ("content: photo.png\nstyle: style.png\nsize: big\n", {}, ["key 'size'", "whole number"]),
+    "out_of_range": ("content: photo.png\nstyle: style.png\niterations: -4\n", {}, ["key 'iterations'",
+                                                                                     "at least 0"]),
+    "no_style": ("content: photo.png\n", {}, ["key 'style'", "at least one style image"]),
+    "not_a_mapping": ("- photo.png\n- style.png\n", {}, ["must be a mapping"]),
+    "missing_file": ("content: photo.png\nstyle: nowhere.png\n", {}, ["nowhere.png", "does not exist"]),
+    "not_an_image": ("content: photo.png\nstyle: notes.png\n", {"notes.png": b"just some text\n"},
+                     ["notes.png", "not an image"]),
+    "truncated": ("content: photo.png\nstyle: cut.png\n", {"cut.png": "truncate"}, ["cut.png", "truncated"]),
+    "too_many_pixels": ("content: huge.png\nstyle: style.png\n", {"huge.png": "huge"},
+                        ["huge.png", "over the limit", "max_image_pixels"]),
+    "spec_too_big": ("content: photo.png\nstyle: style.png\n# " + "x" * 3000 + "\n", {},
+                     ["bytes, over the limit", "max_spec_bytes"]),
+    "absolute_path": ("content: /etc/hostname\nstyle: style.png\n", {}, ["key 'content'", "absolute path"]),
+    "dot_dot": ("content: ../photo.png\nstyle: style.png\n", {}, ["key 'content'", "'..'"]),
+    "symlink_out": ("content: photo.png\nstyle: passwd.png\n", {"passwd.png": "/etc/passwd"},
+                    ["key 'style'", "/etc/passwd", "outside"]),
+    "output_escapes": ("content: photo.png\nstyle: style.png\noutput: ../../escaped.png\n", {},
+                       ["key 'output'", "outside the job's outbox folder"]),
+    "no_job_yaml": (None, {}, ["no job.yaml"]),
+    "%%%": ("content: photo.png\nstyle: style.png\n", {}, ["cannot be used as a folder name"]),
+}
+BAD_LOOSE = {
+    "loose_symlink": ("content: photo.png\nstyle: secret.png\n", ["key 'style'", "/etc/passwd", "outside"]),
+    "loose_subfolder": ("content: photo.png\nstyle: some_folder/style.png\n", ["sub-folder"]),
+}
+FAILED_NAME = {"%%%": "unnamed"}
+
+
+def _write_bad_folder(inbox: Path, name: str, spec: str | None, extras: dict) -> None:
+    folder = inbox / name
+    make_image(folder / "photo.png")
+    make_image(folder / "style.png", "style/starry_night.jpg")
+    if spec is not None:
+        (folder / "job.yaml").write_text(spec)
+    for file_name, content in extras.items():
+        if content == "truncate":
+            make_image(folder / file_name)
+            data = (folder / file_name).read_bytes()
+            (folder / file_name).write_bytes(data[: len(data) // 2])
+        elif content == "huge":
+            make_image(folder / file_name, size=(200, 200))
+        elif isinstance(content, str):
+            (folder / file_name).symlink_to(content)
+        else:
+            (folder / file_name).write_bytes(content)
+
+
+@pytest.fixture(scope="module")
+def bad_input_run(tmp_path_factory):
+    """Drop every kind of bad job, then a good one, and drain the inbox once."""
+    root = tmp_path_factory.mktemp("bad")
+    config_path = write_config(root, max_image_pixels=20_000, max_spec_bytes=2048)
+    inbox = root / "inbox"
+    originals = {}
+    for name, (spec, extras, _) in BAD_FOLDERS.items():
+        _write_bad_folder(inbox, name, spec, extras)
+        originals[FAILED_NAME.get(name, name)] = {p.name: p.read_bytes() for p in (inbox / name).iterdir()
+                                                  if not p.is_symlink()}
+    make_image(inbox / "photo.png")
+    (inbox / "secret.png").symlink_to("/etc/passwd")
+    for name, (spec, _) in BAD_LOOSE.items():
+        (inbox / f"{name}.yaml").write_text(spec)
+    time.sleep(0.05)  # the good job is the newest, so it is taken last
+    write_job_folder(inbox, "good")
+    daemon = Daemon(load_daemon_config(config_path), once=True, manage_log_level=False)
+    summary = daemon.run()
+    return root, summary, originals
+
+
+def test_bad_jobs_fail_and_the_good_one_is_still_delivered(bad_input_run):
+    root, summary, _ = bad_input_run
+    assert folders(root / "outbox") == ["good"]
+    assert summary.delivered == 1 and summary.failed == len(BAD_FOLDERS) + len(BAD_LOOSE)
+    expected = {FAILED_NAME.get(name, name) for name in [*BAD_FOLDERS, *BAD_LOOSE]}
+    assert set(folders(root / "failed")) == expected
+    assert folders(root / "work") == []
+
+
+@pytest.mark.parametrize("name", [*BAD_FOLDERS, *BAD_LOOSE])
+def test_each_bad_job_says_what_is_wrong_where_and_keeps_its_inputs(bad_input_run, name):
+    root, _, originals = bad_input_run
+    failed = root / "failed" / FAILED_NAME.get(name, name)
+    text = (failed / "error.txt").read_text()
+    words = BAD_FOLDERS[name][2] if name in BAD_FOLDERS else BAD_LOOSE[name][1]
+    for word in words:
+        assert word in text, f"error.txt of {name} should mention {word!r}:\n{text}"
+    record = read_json(failed / "error.json")
+    assert record["message"] in text and record["error"] and record["job"]["name"] == failed.name
+    assert str(root / "work") not in text, "paths are shown as the user wrote them, not the spool's"
+    if name in originals:
+        kept = {p.name: p.read_bytes() for p in (failed / "inputs").iterdir() if not p.is_symlink()}
+        assert kept == originals[name], "the spec and its inputs are kept untouched"
+
+
+def test_the_symlinked_secret_is_never_copied(bad_input_run):
+    root, _, _ = bad_input_run
+    for path in (root / "failed").rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            assert b"root:" not in path.read_bytes(), f"{path} holds a copy of /etc/passwd"
+
+
+# --- the watchdog handler ----------------------------------------------------------------------------
+
+
+def test_the_event_handler_never_raises():
+    class Exploding:
+        def set(self):
+            raise RuntimeError("boom")
+
+    InboxEvents(Exploding(), Exploding()).dispatch(object())  # must not raise
+
+
+def test_events_wake_the_daemon_and_periodic_rescans_find_what_events_missed(tmp_path):
+    """With the observer watching nothing useful, a job is still found by the rescan."""
+    config_path = write_config(tmp_path, rescan_seconds=1.0)
+    inbox, outbox = tmp_path / "inbox", tmp_path / "outbox"
+    with daemon_thread(config_path) as daemon:
+        wait_for(lambda: any(t.name.startswith("styled-worker") for t in threading.enumerate()))
+        daemon.hint.set = lambda: None  # events are now lost, as on an inotify overflow
+        write_job_folder(inbox, "found_by_rescan")
+        wait_for(delivered(outbox, 1), what="a delivery found by rescanning")
+    assert folders(outbox) == ["found_by_rescan"]
