@@ -224,10 +224,12 @@ def add_serve(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from styled.daemon import serve
+    from styled.config import load_daemon_config
+    from styled.daemon import Daemon
 
+    config = load_daemon_config(args.config)  # a bad config fails fast, before TensorFlow loads
     import_tensorflow_quietly()
-    summary = serve(args.config, once=args.once, manage_log_level=not args.debug)
+    summary = Daemon(config, config_path=args.config, once=args.once, manage_log_level=not args.debug).run()
     return EXIT_FAILED if summary.failed else EXIT_OK
 
 

@@ -721,9 +721,3 @@ def config_changes(old: DaemonConfig, new: DaemonConfig) -> dict[str, tuple[Any,
     """{key: (old, new)} for every setting that differs (the file's path excluded)."""
     before, after = old.to_dict(), new.to_dict()
     return {key: (before[key], after[key]) for key in before if key != "source" and before[key] != after[key]}
-
-
-def serve(config_path: Path, *, once: bool = False, manage_log_level: bool = True) -> RunSummary:
-    """Load the config and run the daemon until stopped (or drained, with ``once``)."""
-    config = load_daemon_config(config_path)
-    return Daemon(config, config_path=config_path, once=once, manage_log_level=manage_log_level).run()
