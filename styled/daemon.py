@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import queue
+import shutil
 import signal
 import threading
 import time
@@ -42,7 +43,8 @@ from styled.spool import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from styled.engine import Checkpoint, Job, Progress, Result
+    from styled.engine import Checkpoint, Progress, Result
+    from styled.jobs import Job
 
 log = logging.getLogger(__name__)
 
@@ -288,8 +290,6 @@ class JobRunner:
             with self.daemon.lock:
                 target = spool.place(temporary, spool.config.outbox, state["name"])
         except BaseException:
-            import shutil
-
             shutil.rmtree(temporary, ignore_errors=True)
             raise
         work.update(status=Status.DELIVERED, delivered=state["delivered"], delivered_to=str(target))
@@ -337,8 +337,6 @@ def _reserved_names() -> tuple[str, ...]:
 
 
 def _copy_library_files(files: list[tuple[str, Path]], destination: Path) -> None:
-    import shutil
-
     for value, path in files:
         target = destination / value
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,8 @@ import numpy as np
 from styled.files import atomic_write_bytes, atomic_write_json
 
 if TYPE_CHECKING:  # pragma: no cover
-    from styled.engine import Job, Result
+    from styled.engine import Result
+    from styled.jobs import Job
 
 log = logging.getLogger(__name__)
 
