@@ -43,7 +43,7 @@ def make_image(path: Path, source: str = "content/tubingen.jpg", size: tuple[int
     return path
 
 
-def write_config(folder: Path, **settings: Any) -> Path:
+def write_config(folder: Path, *, create_folders: bool = True, **settings: Any) -> Path:
     """config.yaml with the spool in ``folder`` and test-friendly timings; ``settings`` override."""
     data = {
         "inbox": "inbox", "outbox": "outbox", "failed": "failed", "work": "work",
@@ -53,7 +53,7 @@ def write_config(folder: Path, **settings: Any) -> Path:
     }
     path = folder / "config.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
-    for key in ("inbox", "outbox", "failed", "work"):
+    for key in ("inbox", "outbox", "failed", "work") if create_folders else ():
         (folder / data[key]).mkdir(parents=True, exist_ok=True)
     return path
 
@@ -150,14 +150,15 @@ def daemon_thread(config_path: Path, *, once: bool = False) -> Iterator[Any]:
 class DaemonProcess:
     """``python -m styled.cli serve --config FILE`` as a child, with its stderr kept in a file."""
 
-    def __init__(self, config_path: Path, *args: str, env: dict[str, str] | None = None):
+    def __init__(self, config_path: Path, *args: str, env: dict[str, str] | None = None,
+                 cwd: Path | None = None):
         self.config_path = config_path
         self.log_path = config_path.parent / f"daemon-{time.monotonic_ns()}.log"
         environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1", **(env or {})}
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "styled.cli", "serve", "--config", str(config_path), *args],
-            cwd=config_path.parent, env=environment, stdout=self._log, stderr=subprocess.STDOUT,
+            cwd=cwd or config_path.parent, env=environment, stdout=self._log, stderr=subprocess.STDOUT,
         )
 
     @property

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from daemon_support import folders, make_image, run_cli, write_config
+from daemon_support import make_image, run_cli, write_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -88,15 +88,6 @@ def test_a_bad_config_stops_every_command_with_exit_2_and_the_line(tmp_path):
     empty.mkdir()
     missing = run_cli("serve", "--once", cwd=empty)
     assert missing.returncode == 2 and "config.yaml: the config file does not exist" in missing.stderr
-
-
-def test_serve_once_with_relative_folders_from_another_directory_exits_0(spool, tmp_path):
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    result = run_cli("serve", "--once", "--config", str(spool), cwd=elsewhere)
-    assert result.returncode == 0, result.stderr
-    assert folders(tmp_path) == ["elsewhere", "failed", "inbox", "outbox", "work"]
-    assert "stopped: 0 delivered, 0 failed" in result.stderr
 
 
 def test_the_systemd_unit_has_what_the_daemon_relies_on():

@@ -27,6 +27,7 @@ from PIL import Image as PILImage
 
 from styled.config import load_daemon_config
 from styled.daemon import Daemon, InboxEvents
+from styled.sdnotify import Notifier
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -234,6 +235,34 @@ def test_the_event_handler_never_raises():
             raise RuntimeError("boom")
 
     InboxEvents(Exploding(), Exploding()).dispatch(object())  # must not raise
+
+
+def test_watchdog_pings_only_while_every_worker_is_alive(tmp_path):
+    import socket
+
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(tmp_path / "notify.sock"))
+    listener.setblocking(False)
+    try:
+        notifier = Notifier({"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "1"})
+        daemon = Daemon(load_daemon_config(write_config(tmp_path)), notifier=notifier, manage_log_level=False)
+        finished = threading.Thread(target=lambda: None)
+        finished.start()
+        finished.join()
+        daemon.workers = [finished]  # a worker that died
+        daemon._heartbeat(observer=None)
+        messages = []
+        while True:
+            try:
+                messages.append(listener.recv(4096).decode())
+            except BlockingIOError:
+                break
+        assert "WATCHDOG=1" not in messages and any(m.startswith("STATUS=") for m in messages)
+        daemon.workers = []
+        daemon._heartbeat(observer=None)
+        assert listener.recv(4096).decode() == "WATCHDOG=1"
+    finally:
+        listener.close()
 
 
 def test_events_wake_the_daemon_and_periodic_rescans_find_what_events_missed(tmp_path):

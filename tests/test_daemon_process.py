@@ -29,10 +29,12 @@ STOP_WITHIN_SECONDS = 30
 
 
 def test_kill_9_mid_job_then_a_restart_resumes_and_delivers_exactly_once(tmp_path):
-    config_path = write_config(tmp_path, checkpoint_seconds=0.3)
+    config_path = write_config(tmp_path, checkpoint_seconds=0.3, create_folders=False)
     work, outbox = tmp_path / "work", tmp_path / "outbox"
     write_job_folder(tmp_path / "inbox", "resume", {**SLOW_SPEC, "iterations": 60})
-    with DaemonProcess(config_path) as daemon:
+    elsewhere = tmp_path / "elsewhere"  # relative folders resolve against the config, not the cwd
+    elsewhere.mkdir()
+    with DaemonProcess(config_path, cwd=elsewhere) as daemon:
         wait_for(lambda: work_state(work, "resume").get("checkpoint", {}).get("iteration", 0) >= 5,
                  what="a checkpoint at iteration 5 or later")
         status = run_cli("status", "--json", "--config", str(config_path))
@@ -46,8 +48,8 @@ def test_kill_9_mid_job_then_a_restart_resumes_and_delivers_exactly_once(tmp_pat
     checkpointed = work_state(work, "resume")["checkpoint"]["iteration"]
     assert folders(outbox) == [] and (work / "resume" / "checkpoint.npz").exists()
 
-    with DaemonProcess(config_path, "--once") as restarted:
-        assert restarted.wait() == 0, restarted.log()
+    with DaemonProcess(config_path, "--once", cwd=elsewhere) as restarted:
+        assert restarted.wait() == 0, "--once exits 0 when every job was delivered"
     assert "resuming resume from its checkpoint" in restarted.log()
     assert folders(outbox) == ["resume"], "delivered once"
     report = read_json(outbox / "resume" / "report.json")
@@ -56,6 +58,7 @@ def test_kill_9_mid_job_then_a_restart_resumes_and_delivers_exactly_once(tmp_pat
     assert life["resumed_from"][0]["iteration"] >= min(checkpointed, 5)
     assert report["iterations"] == 60, "the resumed render finishes the job's iterations, no more"
     assert folders(work) == [] and folders(tmp_path / "failed") == []
+    assert folders(elsewhere) == [] and folders(tmp_path) == ["elsewhere", "failed", "inbox", "outbox", "work"]
 
 
 def test_a_job_that_keeps_taking_the_daemon_down_goes_to_failed_as_poison(tmp_path):
