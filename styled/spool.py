@@ -131,12 +131,14 @@ def confine(value: str, roots: Iterable[Path], *, key: str, where: str | None = 
     """Resolve a spec path inside the first of ``roots`` that holds it, refusing anything outside.
 
     Refuses absolute paths, '~', '..' and symlinks that point outside their root. ``flat`` (loose
-    specs in the inbox) also refuses sub-folders, which are other people's job folders. A name
-    found nowhere resolves into the first root, where loading reports it missing.
+    specs, whose first root is the inbox) looks for names with a folder only in the library, since
+    the inbox's sub-folders are other people's jobs. A name found nowhere resolves into the first
+    root, where loading reports it missing.
     """
     roots = list(roots)
-    _check_relative(value, key=key, where=where, line=line, flat=flat)
-    for root in roots:
+    _check_relative(value, key=key, where=where, line=line)
+    nested = len(PurePosixPath(value).parts) > 1
+    for root in roots[1:] if flat and nested else roots:
         candidate = root / value
         if os.path.lexists(candidate):
             real = candidate.resolve()
@@ -145,10 +147,14 @@ def confine(value: str, roots: Iterable[Path], *, key: str, where: str | None = 
                                  where=where, key=key, line=line,
                                  hint="copy the file into the job folder instead of linking to it")
             return real
+    if flat and nested:
+        raise SpoolError(f"{value!r} is in a sub-folder of the inbox", where=where, key=key, line=line,
+                         hint="a loose spec names images lying in the inbox itself (or in a library "
+                              "folder); use a job folder instead")
     return roots[0] / value
 
 
-def _check_relative(value: str, *, key: str, where: str | None, line: int | None, flat: bool) -> None:
+def _check_relative(value: str, *, key: str, where: str | None, line: int | None) -> None:
     hint = "name a file inside the job folder, the inbox or a library folder"
     path = PurePosixPath(value)
     if path.is_absolute() or value.startswith("~") or re.match(r"^[A-Za-z]:[\\/]", value):
@@ -156,9 +162,6 @@ def _check_relative(value: str, *, key: str, where: str | None, line: int | None
     if ".." in path.parts or ".." in value.split("\\"):
         raise SpoolError(f"{value!r} reaches outside the job with '..'", where=where, key=key, line=line,
                          hint=hint)
-    if flat and len(path.parts) > 1:
-        raise SpoolError(f"{value!r} is in a sub-folder of the inbox", where=where, key=key, line=line,
-                         hint="a loose spec names images lying in the inbox itself; use a job folder instead")
 
 
 def _is_inside(path: Path, root: Path) -> bool:

@@ -37,18 +37,20 @@ def delivered(outbox: Path, count: int):
 
 
 def test_dropped_jobs_are_delivered_with_all_their_files(tmp_path):
-    config_path = write_config(tmp_path)
+    library_style = make_image(tmp_path / "library" / "expressionists" / "scream.png", "style/the_scream.jpg")
+    config_path = write_config(tmp_path, library=["library"])
     inbox, outbox = tmp_path / "inbox", tmp_path / "outbox"
+    (outbox / "street").mkdir()  # an earlier result of the same name stays untouched
     folder_spec = {"content": "photo.png", "style": "style.png", **TINY_SPEC}
     write_job_folder(inbox, "portrait", folder_spec)  # before the start: found by the first scan
     original_spec = (inbox / "portrait" / "job.yaml").read_bytes()
     with daemon_thread(config_path):
         make_image(inbox / "street.png", "content/golden_gate.jpg")
-        make_image(inbox / "scream.png", "style/the_scream.jpg")
-        write_loose_spec(inbox, "street", {"content": "street.png", "style": ["scream.png"],
+        write_loose_spec(inbox, "street", {"content": "street.png", "style": ["expressionists/scream.png"],
                                            "output": "painting.jpg", **TINY_SPEC})
-        wait_for(delivered(outbox, 2), what="two deliveries")
-    assert folders(outbox) == ["portrait", "street"]
+        wait_for(delivered(outbox, 3), what="two deliveries beside the earlier result")
+    assert folders(outbox) == ["portrait", "street", "street-2"]
+    assert list((outbox / "street").iterdir()) == []
     portrait = outbox / "portrait"
     assert sorted(p.name for p in portrait.iterdir()) == ["inputs", "loss.png", "report.json", "result.png",
                                                           "sheet.png"]
@@ -62,9 +64,12 @@ def test_dropped_jobs_are_delivered_with_all_their_files(tmp_path):
     assert life["name"] == "portrait" and len(life["id"]) == 32 and life["attempts"] == 1
     stamps = [life[key] for key in ("received", "claimed", "started", "finished", "delivered")]
     assert all(stamps) and stamps == sorted(stamps)
-    street = outbox / "street"
+    street = outbox / "street-2"
     assert (street / "painting.jpg").exists() and (street / "sheet.png").exists()
-    assert sorted(p.name for p in (street / "inputs").iterdir()) == ["scream.png", "street.png", "street.yaml"]
+    assert sorted(p.name for p in (street / "inputs").iterdir()) == ["library", "street.png", "street.yaml"]
+    assert (street / "inputs" / "library" / "expressionists" / "scream.png").read_bytes() == \
+        library_style.read_bytes()
+    assert library_style.exists(), "library folders are read-only"
     assert list(inbox.iterdir()) == [], "the loose spec's images leave the inbox with it"
     assert folders(tmp_path / "work") == [] and folders(tmp_path / "failed") == []
 

@@ -112,9 +112,13 @@ def test_confine_refuses_symlinks_pointing_outside_but_allows_inside(tmp_path):
         confine("passwd.png", [job], key="style")
 
 
-def test_confine_flat_refuses_subfolders_of_the_inbox(tmp_path):
+def test_confine_flat_refuses_subfolders_of_the_inbox_but_not_of_the_library(tmp_path):
+    inbox, library = tmp_path / "inbox", tmp_path / "library"
+    make_image(inbox / "other_job" / "a.png")
+    make_image(library / "oils" / "a.png")
     with pytest.raises(SpoolError, match="sub-folder"):
-        confine("other_job/a.png", [tmp_path], key="content", flat=True)
+        confine("other_job/a.png", [inbox, library], key="content", flat=True)
+    assert confine("oils/a.png", [inbox, library], key="style", flat=True) == (library / "oils" / "a.png").resolve()
 
 
 # --- the inbox ---
