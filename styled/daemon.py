@@ -566,27 +566,41 @@ class Daemon:
     # --- the main loop ---
 
     def _loop(self, observer: Any) -> None:
-        next_rescan = 0.0
+        next_rescan, last_scan = 0.0, -float("inf")
         while not self.stop.is_set():
             if self.reload_requested.is_set():
                 self._reload()
             now = time.monotonic()
-            if self.hint.is_set() or now >= next_rescan or self._settling:
+            if now >= next_rescan or self._scan_wanted(now - last_scan):
                 self.hint.clear()
                 self._scan_safely(now)
+                last_scan = now
                 if now >= next_rescan:
                     next_rescan = now + self.config.rescan_seconds
             self._heartbeat(observer)
             if self.once and self._drained():
                 break
-            self.wake.wait(self._sleep_seconds(next_rescan))
+            self.wake.wait(self._sleep_seconds(next_rescan, last_scan))
             self.wake.clear()
 
-    def _sleep_seconds(self, next_rescan: float) -> float:
-        timeout = min(HEARTBEAT_SECONDS, max(0.0, next_rescan - time.monotonic()))
+    def _poll_seconds(self) -> float:
+        return max(MIN_POLL_SECONDS, self.config.settle_seconds / SETTLE_POLLS)
+
+    def _scan_wanted(self, since_last: float) -> bool:
+        """A hint, or jobs settling; at most one scan per MIN_POLL_SECONDS, however many events
+        a large copy into the inbox fires."""
+        if self._settling and since_last >= self._poll_seconds():
+            return True
+        return self.hint.is_set() and since_last >= MIN_POLL_SECONDS
+
+    def _sleep_seconds(self, next_rescan: float, last_scan: float) -> float:
+        now = time.monotonic()
+        timeout = min(HEARTBEAT_SECONDS, next_rescan - now)
         if self._settling:
-            timeout = min(timeout, max(MIN_POLL_SECONDS, self.config.settle_seconds / SETTLE_POLLS))
-        return timeout
+            timeout = min(timeout, last_scan + self._poll_seconds() - now)
+        if self.hint.is_set():
+            timeout = min(timeout, last_scan + MIN_POLL_SECONDS - now)
+        return max(0.0, timeout)
 
     def _outstanding(self) -> int:
         """Jobs queued or being rendered (a job counts from its claim until its worker is done)."""
