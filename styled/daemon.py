@@ -393,7 +393,10 @@ def public_error(error: StyledError, work: WorkJob, state: dict[str, Any]) -> St
 
 def failure_text(state: dict[str, Any], error: StyledError, failed_folder: Path) -> str:
     """error.txt: what was wrong, where, and how to fix it, for a person."""
-    lines = [f"The job '{state['name']}' could not be rendered.", "", f"Problem: {error.message}"]
+    problem = error.message
+    if error.key and problem.startswith("must "):  # a rule's message: say which key it is about
+        problem = f"'{error.key}' {problem}"
+    lines = [f"The job '{state['name']}' could not be rendered.", "", f"Problem: {problem}"]
     if error.location():
         lines.append(f"Where:   {error.location()}")
     if error.hint:

@@ -19,6 +19,7 @@ temporary folder -> outbox or failed). state.json records each step *before* it 
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import ctypes.util
 import datetime as dt
 import errno
@@ -484,7 +485,7 @@ class Spool:
             name = job_name(pending.raw_name)
             claim_error = None
         except SpoolError as error:
-            name, claim_error = UNNAMED, error
+            name, claim_error = UNNAMED, dataclasses.replace(error, where=str(pending.path))
         job = self._new_work_folder(name)
         spec_name = pending.spec_path.name if pending.kind == "loose" else JOB_FILE
         state = {"id": uuid.uuid4().hex, "name": name, "kind": pending.kind, "spec": spec_name,

@@ -129,7 +129,7 @@ BAD_FOLDERS = {
     "yaml_syntax": ("content: photo.png\nstyle: [style.png\nsize: 32\n", {}, ["YAML syntax error", "line", "column"]),
     "unknown_key": ("content: photo.png\nstyle: style.png\nsise: 32\n", {}, ["unknown key 'sise'", "line 3",
                                                                               "did you mean 'size'"]),
-    "wrong_type": ("content: photo.png\nstyle: style.png\nsize: big\n", {}, ["key 'size'", "whole number"]),
+    "wrong_type": ("content: photo.png\nstyle: style.png\nsize: big\n", {}, ["key 'size'", "'size' must be a whole number"]),
     "out_of_range": ("content: photo.png\nstyle: style.png\niterations: -4\n", {}, ["key 'iterations'",
                                                                                      "at least 0"]),
     "no_style": ("content: photo.png\n", {}, ["key 'style'", "at least one style image"]),
@@ -149,7 +149,7 @@ BAD_FOLDERS = {
     "output_escapes": ("content: photo.png\nstyle: style.png\noutput: ../../escaped.png\n", {},
                        ["key 'output'", "outside the job's outbox folder"]),
     "no_job_yaml": (None, {}, ["no job.yaml"]),
-    "%%%": ("content: photo.png\nstyle: style.png\n", {}, ["cannot be used as a folder name"]),
+    "%%%": ("content: photo.png\nstyle: style.png\n", {}, ["cannot be used as a folder name", "inbox/%%%"]),
 }
 BAD_LOOSE = {
     "loose_symlink": ("content: photo.png\nstyle: secret.png\n", ["key 'style'", "/etc/passwd", "outside"]),
