@@ -324,10 +324,9 @@ def _is_within(path: Path, root: Path) -> bool:
 
 
 def _output_suffixes() -> tuple[str, ...]:
-    from styled import images
+    from styled.images import SAVE_FORMATS
 
-    suffixes = getattr(images, "SAVE_SUFFIXES", None) or getattr(images, "SAVE_FORMATS", {".png": "PNG"})
-    return tuple(suffixes)
+    return tuple(SAVE_FORMATS)
 
 
 def _reserved_names() -> tuple[str, ...]:
