@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from watchdog.events import FileSystemEventHandler
 
 from styled.config import DaemonConfig, load_daemon_config
-from styled.errors import ConfigError, StyledError
+from styled.errors import StyledError
 from styled.files import atomic_write_json
 from styled.sdnotify import Notifier
 from styled.status import clock
@@ -487,6 +487,7 @@ class Daemon:
         with SpoolLock(self.config.work):
             import styled.engine  # noqa: F401 - load TensorFlow before READY=1, not in the first job
 
+            check_plugins_and_library(self.config)
             self._recover()
             self._start_workers()
             try:
@@ -704,7 +705,8 @@ class Daemon:
         path = self.config_path
         try:
             new = load_daemon_config(path)
-        except ConfigError as error:
+            check_plugins_and_library(new)
+        except StyledError as error:
             log.error("reload: %s; keeping the old config", error)
         else:
             self._apply(new)
@@ -729,6 +731,17 @@ class Daemon:
     def _apply_log_level(self) -> None:
         if self.manage_log_level:
             logging.getLogger("styled").setLevel(self.config.log_level)
+
+
+def check_plugins_and_library(config: DaemonConfig) -> None:
+    """Load ``plugins_dir`` once, so that a broken plugin stops the start (or the reload) rather
+    than failing every job; warn about library folders that are not there (yet)."""
+    from styled.plugins import make_plugin_manager
+
+    make_plugin_manager(config.plugins_dir)
+    for folder in config.library:
+        if not folder.is_dir():
+            log.warning("library folder %s does not exist; jobs cannot use its images", folder)
 
 
 def config_changes(old: DaemonConfig, new: DaemonConfig) -> dict[str, tuple[Any, Any]]:

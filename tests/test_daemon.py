@@ -27,9 +27,22 @@ from PIL import Image as PILImage
 
 from styled.config import load_daemon_config
 from styled.daemon import Daemon, InboxEvents
+from styled.errors import PluginError
 from styled.sdnotify import Notifier
 
 pytestmark = pytest.mark.timeout(300)
+
+
+MARKER_PLUGIN = """
+from pathlib import Path
+
+from styled import hookimpl
+
+
+@hookimpl
+def job_finished(job, result):
+    (Path(__file__).parent / f"finished-{job.name}").write_text("ok")
+"""
 
 
 def delivered(outbox: Path, count: int):
@@ -38,7 +51,9 @@ def delivered(outbox: Path, count: int):
 
 def test_dropped_jobs_are_delivered_with_all_their_files(tmp_path):
     library_style = make_image(tmp_path / "library" / "expressionists" / "scream.png", "style/the_scream.jpg")
-    config_path = write_config(tmp_path, library=["library"])
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "marker.py").write_text(MARKER_PLUGIN)
+    config_path = write_config(tmp_path, library=["library"], plugins_dir="plugins")
     inbox, outbox = tmp_path / "inbox", tmp_path / "outbox"
     (outbox / "street").mkdir()  # an earlier result of the same name stays untouched
     folder_spec = {"content": "photo.png", "style": "style.png", **TINY_SPEC}
@@ -72,6 +87,16 @@ def test_dropped_jobs_are_delivered_with_all_their_files(tmp_path):
     assert library_style.exists(), "library folders are read-only"
     assert list(inbox.iterdir()) == [], "the loose spec's images leave the inbox with it"
     assert folders(tmp_path / "work") == [] and folders(tmp_path / "failed") == []
+    assert sorted(p.name for p in (tmp_path / "plugins").glob("finished-*")) == ["finished-portrait",
+                                                                                "finished-street"]
+
+
+def test_a_broken_plugin_stops_the_start(tmp_path):
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "broken.py").write_text("raise RuntimeError('oops')\n")
+    daemon = Daemon(load_daemon_config(write_config(tmp_path, plugins_dir="plugins")), manage_log_level=False)
+    with pytest.raises(PluginError, match="oops"):
+        daemon.run()
 
 
 def test_a_job_folder_written_slowly_is_not_taken_early(tmp_path):
