@@ -30,6 +30,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -705,6 +706,8 @@ def rename_no_replace(source: Path, target: Path) -> None:
 # --- one daemon per spool -----------------------------------------------------------------------
 
 LOCK_FILE = ".styled-serve.lock"
+LOCK_PATIENCE_SECONDS = 2.0
+LOCK_RETRY_SECONDS = 0.05
 
 
 class SpoolLock:
@@ -723,9 +726,7 @@ class SpoolLock:
         import fcntl
 
         descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _try_flock(descriptor):
             os.close(descriptor)
             raise SpoolError(f"another styled serve (pid {holder_pid(self.path) or '?'}) is using this spool",
                              where=str(self.path.parent), key="work",
@@ -745,6 +746,21 @@ class SpoolLock:
 
     def __exit__(self, *exc_info: object) -> None:
         self.release()
+
+
+def _try_flock(descriptor: int) -> bool:
+    """The exclusive lock, retried briefly: ``styled status`` holds a shared one for an instant."""
+    import fcntl
+
+    deadline = time.monotonic() + LOCK_PATIENCE_SECONDS
+    while True:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(LOCK_RETRY_SECONDS)
 
 
 def holder_pid(lock_path: Path) -> int | None:
