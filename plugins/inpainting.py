@@ -92,7 +92,8 @@ SCHEMA = PluginSchema(
         Option("long_range", True, "also match long-range cross-correlations (keeps grids aligned)", boolean),
         Option("context", DEFAULT_CONTEXT, "window around the hole, in hole sizes on each side",
                number(0.25, 8.0)),
-        Option("weight", None, "weight of the terms; default: the job's style_weight", optional(number(0.0))),
+        Option("weight", None, "weight of the Gram term; default: the job's style_weight (the long-range "
+               "term gets long_range's 4 x that)", optional(number(0.0))),
     ),
     check=_check,
     help="fills a region from the statistics around it (Berger & Memisevic 2017, section 4.3)",
@@ -383,5 +384,6 @@ def register_losses(job) -> list[LossTerm]:
     weights = hole_weights(job, hole, sorted({s.layer for s in grams + shifted_stats}))
     terms = [inpainting_term(f"{NAME}_style", hole.weight, grams, goal, weights)]
     if shifted_stats:
-        terms.append(inpainting_term(f"{NAME}_long_range", hole.weight, shifted_stats, goal, weights))
+        weight = long_range.DEFAULT_RELATIVE_WEIGHT * hole.weight
+        terms.append(inpainting_term(f"{NAME}_long_range", weight, shifted_stats, goal, weights))
     return terms

@@ -53,11 +53,13 @@ PRESETS: dict[str, dict[str, Any]] = {
 #: Long-range shifts of the presets (feature pixels at the final size): a few cells of texture,
 #: enough to keep snow on branches and lit windows in rows.
 LONG_RANGE_LAYERS: dict[str, list[int]] = {"relu2_1": [4, 8], "relu3_1": [4, 8]}
-#: Guided filter radius as a fraction of the output's long side (2 px at 256, 4 at 512).
-RADIUS_FRACTION = 1 / 128
+#: Guided filter radius as a fraction of the output's long side (11 px at 256, 21 at 512): wide
+#: enough that the fit follows the content's structure rather than the result's strokes (on
+#: tree_summer at 96 px, edge agreement 0.57 at 1 px, 0.81 at 4 px, colours still near the reference).
+RADIUS_FRACTION = 1 / 24
 MIN_RADIUS = 1
-#: Guided filter regulariser ε (He et al. use 0.1² to 0.4² to smooth, smaller values to keep edges).
-DEFAULT_EPSILON = 1e-3
+#: Guided filter regulariser ε, He et al.'s 0.1²: smaller values copy more of the result's own strokes.
+DEFAULT_EPSILON = 1e-2
 LUMA = np.array([0.299, 0.587, 0.114])
 
 SCHEMA = PluginSchema(
@@ -68,7 +70,7 @@ SCHEMA = PluginSchema(
         Option("long_range", True, "turn the long_range term on with the preset's shifts", boolean),
         Option("detail", 1.0, "0..1: how much of the guided filter's edge-preserving result to keep",
                number(0.0, 1.0)),
-        Option("radius", None, "guided filter radius in output pixels; default: long side / 128",
+        Option("radius", None, "guided filter radius in output pixels; default: long side / 24",
                optional(integer(1, 64))),
         Option("epsilon", DEFAULT_EPSILON, "guided filter regulariser; larger smooths more", number(1e-6, 1.0)),
     ),

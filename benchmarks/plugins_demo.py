@@ -1,0 +1,251 @@
+"""Real-size runs of the first-party plugins: the pictures and numbers of docs/plugins.md.
+
+Usage: python3 benchmarks/plugins_demo.py [long_range symmetry inpainting season_transfer]
+           [--size 256] [--iterations 200] [--out docs/images/plugins] [--images ../shared/images]
+
+Each demo renders with and without its plugin on the images in ../shared/images, saves a small
+side-by-side JPEG per case in --out, and prints one line of measures per render (also written to
+--out/measures.json):
+
+long_range       texture synthesis (no content image) of bricks.jpg and windows.jpg: row and
+                 column coherence (share of the variance explained by whole rows / columns) and
+                 the autocorrelation error at 1-3 periods, next to the source's own values.
+symmetry         symmetry1.jpg as a texture, and tubingen.jpg in the style of starry_night.jpg:
+                 the mean and max |image - mirror image| in 8-bit grey levels (of the saved PNG
+                 for exact mode).
+inpainting       a square hole over windows in building.jpg and over bricks in
+                 smaller_bricks.jpg, with and without long_range: whether every pixel outside the
+                 hole of the saved PNG equals the input's, and the normalised cross-correlation of
+                 the filling with the photo's own hidden pixels (1 = the structure came back in place).
+season_transfer  tree_summer -> tree_winter and city_day -> city_night, plain Gatys against the
+                 plugin: the Fréchet colour distance to the reference, the VGG Gram distance to it
+                 (relu1_1-relu3_1), and the correlation of the output's edges with the content's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+from PIL import Image as PILImage  # noqa: E402
+
+from styled.config import build_job_spec  # noqa: E402
+from styled.engine import render  # noqa: E402
+from styled.images import load_image, resize_long_side, resize_to, save_image  # noqa: E402
+from styled.jobs import load_job, relative_to  # noqa: E402
+from styled.plugins import make_plugin_manager, validate_job  # noqa: E402
+from styled_plugins import long_range, season_transfer, symmetry  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+PANEL_HEIGHT = 256
+JPEG_QUALITY = 85
+SEED = 1
+#: Inpainting holes, [x, y, width, height] in the photos' pixels: a square over windows / bricks.
+HOLES = {"building": [370, 360, 120, 120], "smaller_bricks": [420, 420, 150, 150]}
+TEXTURE_LAYERS = ("relu1_1", "relu2_1", "relu3_1")
+
+
+class Demo:
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.images = Path(args.images)
+        self.out = Path(args.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.pm = make_plugin_manager()
+        self.measures: dict[str, Any] = {}
+
+    def load(self, data: dict[str, Any]) -> Any:
+        """The job of a spec (paths relative to the images folder), validated; one scale unless it says."""
+        spec = build_job_spec({"size": self.args.size, "iterations": self.args.iterations, "seed": SEED,
+                               "scales": 1, **data})
+        resolve = relative_to(self.images)
+        return validate_job(self.pm, load_job(spec, resolve), resolve)
+
+    def run(self, data: dict[str, Any]) -> tuple[Any, np.ndarray, float]:
+        """Render a spec; returns (job, image, seconds)."""
+        job = self.load(data)
+        started = time.monotonic()
+        result = render(job, self.pm)
+        return job, result.image, time.monotonic() - started
+
+    def record(self, case: str, seconds: float, **values: Any) -> None:
+        rounded = {k: round(v, 4) if isinstance(v, float) else v for k, v in values.items()}
+        self.measures[case] = {"seconds": round(seconds, 1), **rounded}
+        print(f"{case:<40} {seconds:6.0f} s  " + "  ".join(f"{k} {v}" for k, v in rounded.items()), flush=True)
+
+    def panel(self, name: str, pictures: list[np.ndarray]) -> None:
+        """Side by side at PANEL_HEIGHT, as a JPEG small enough for the docs."""
+        scaled = [resize_to(p, max(1, round(p.shape[1] * PANEL_HEIGHT / p.shape[0])), PANEL_HEIGHT) for p in pictures]
+        gap = np.ones((PANEL_HEIGHT, 4, 3), np.float32)
+        strip = np.concatenate([part for picture in scaled for part in (picture, gap)][:-1], axis=1)
+        PILImage.fromarray((strip * 255).round().astype(np.uint8)).save(self.out / f"{name}.jpg", quality=JPEG_QUALITY)
+
+    def save(self) -> None:
+        path = self.out / "measures.json"
+        old = json.loads(path.read_text()) if path.exists() else {}
+        path.write_text(json.dumps({**old, **self.measures}, indent=2) + "\n")
+
+
+# --- long_range ---------------------------------------------------------------------------------
+
+
+def demo_long_range(demo: Demo) -> None:
+    for texture in ("bricks", "windows"):
+        style = f"textures/{texture}.jpg"
+        source = resize_long_side(load_image(demo.images / style).pixels, demo.args.size)
+        demo.record(f"long_range/{texture}/source", 0.0, **_alignment(source, source))
+        pictures = [source]
+        for label, plugins in (("gram", {}), ("long_range", {"long_range": {}})):
+            _, image, seconds = demo.run({"style": style, "plugins": plugins})
+            demo.record(f"long_range/{texture}/{label}", seconds, **_alignment(image, source))
+            pictures.append(image)
+        demo.panel(f"long_range_{texture}", pictures)
+
+
+def _alignment(image: np.ndarray, source: np.ndarray) -> dict[str, float]:
+    return {"row_coherence": long_range.coherence(image, 0), "column_coherence": long_range.coherence(image, 1),
+            "autocorrelation_error_y": long_range.alignment_error(image, source, 0),
+            "autocorrelation_error_x": long_range.alignment_error(image, source, 1)}
+
+
+# --- symmetry -----------------------------------------------------------------------------------
+
+
+def demo_symmetry(demo: Demo) -> None:
+    cases = {
+        "texture": {"style": "textures/symmetry1.jpg"},
+        "photo": {"content": "content/tubingen.jpg", "style": "style/starry_night.jpg"},
+    }
+    for name, data in cases.items():
+        pictures = []
+        for mode in ("none", "exact", "statistics"):
+            plugins = {} if mode == "none" else {"symmetry": {"mirror": "left-right", "mode": mode}}
+            _, image, seconds = demo.run({**data, "plugins": plugins})
+            saved = demo.out / f".symmetry_{name}_{mode}.png"
+            save_image(saved, image)
+            mean, top = symmetry.mirror_error(np.asarray(PILImage.open(saved), np.float64) / 255)
+            saved.unlink()
+            demo.record(f"symmetry/{name}/{mode}", seconds, mirror_error_mean=mean, mirror_error_max=top)
+            pictures.append(image)
+        demo.panel(f"symmetry_{name}", pictures)
+
+
+# --- inpainting ---------------------------------------------------------------------------------
+
+
+def demo_inpainting(demo: Demo) -> None:
+    for name, region in HOLES.items():
+        photo = f"inpainting/{name}.jpg"
+        original = load_image(demo.images / photo).pixels
+        x, y, w, h = region
+        crop = (slice(max(0, y - h), y + 2 * h), slice(max(0, x - w), x + 2 * w))
+        holed = original.copy()
+        holed[y:y + h, x:x + w] = 0.5
+        pictures = [holed[crop]]
+        for label, on in (("gram", False), ("long_range", True)):
+            _, image, seconds = demo.run({"content": photo, "style": photo, "scales": 2, "scale_start": 128,
+                                          "plugins": {"inpainting": {"region": region, "long_range": on}}})
+            saved = demo.out / f".inpainting_{name}.png"
+            save_image(saved, image)
+            written = np.asarray(PILImage.open(saved), np.float64) / 255
+            saved.unlink()
+            outside = np.ones(original.shape[:2], bool)
+            outside[y:y + h, x:x + w] = False
+            identical = written.shape == original.shape and bool(
+                np.array_equal(np.rint(written[outside] * 255), np.rint(original[outside] * 255)))
+            demo.record(f"inpainting/{name}/{label}", seconds, outside_identical=identical,
+                        size=f"{written.shape[1]}x{written.shape[0]}",
+                        ncc_with_hidden=_ncc(written[y:y + h, x:x + w], original[y:y + h, x:x + w]))
+            pictures.append(written[crop])
+        pictures.append(original[crop])
+        demo.panel(f"inpainting_{name}", pictures)
+
+
+def _ncc(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = long_range.grey(a).ravel(), long_range.grey(b).ravel()
+    a, b = a - a.mean(), b - b.mean()
+    return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
+
+
+# --- season transfer ----------------------------------------------------------------------------
+
+
+def demo_season_transfer(demo: Demo) -> None:
+    from styled.losses import gram
+
+    for content, reference in (("tree_summer", "tree_winter"), ("city_day", "city_night")):
+        data = {"content": f"seasons/{content}.jpg", "style": f"seasons/{reference}.jpg"}
+        job = demo.load(data)
+        height, width = job.output_shape(demo.args.size)
+        photo = resize_to(job.content.pixels, width, height)
+        ref = resize_long_side(job.styles[0].pixels, demo.args.size)
+        extractor = _extractor()
+
+        def grams(image: np.ndarray) -> dict[str, np.ndarray]:
+            feats = extractor(image[None].astype(np.float32), TEXTURE_LAYERS)
+            return {k: gram(v).numpy() for k, v in feats.items()}
+
+        target = grams(ref)
+
+        def measures(image: np.ndarray) -> dict[str, float]:
+            current = grams(image)
+            texture = float(np.mean([np.sum((current[k] - target[k]) ** 2) for k in TEXTURE_LAYERS]))
+            return {"colour_distance": season_transfer.colour_distance(image, ref), "gram_distance": texture,
+                    "edge_agreement": season_transfer.edge_agreement(image, photo)}
+
+        demo.record(f"season_transfer/{content}/content", 0.0, **measures(photo))
+        pictures = [photo, ref]
+        for label, plugins in (("gatys", {}), ("season_transfer", {"season_transfer": {}})):
+            _, image, seconds = demo.run({**data, "plugins": plugins})
+            demo.record(f"season_transfer/{content}/{label}", seconds, **measures(image))
+            pictures.append(image)
+        demo.panel(f"season_transfer_{content}", pictures)
+
+
+_EXTRACTOR = []
+
+
+def _extractor():
+    if not _EXTRACTOR:
+        from styled.vgg import FeatureExtractor
+        from styled.weights import load_backbone
+
+        _EXTRACTOR.append(FeatureExtractor(load_backbone("vgg19")))
+    return _EXTRACTOR[0]
+
+
+DEMOS: dict[str, Callable[[Demo], None]] = {
+    "long_range": demo_long_range,
+    "symmetry": demo_symmetry,
+    "inpainting": demo_inpainting,
+    "season_transfer": demo_season_transfer,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("demos", nargs="*", metavar="DEMO", help=f"any of {', '.join(DEMOS)} (default: all)")
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--iterations", type=int, default=200)
+    parser.add_argument("--out", default=str(REPO / "docs" / "images" / "plugins"))
+    parser.add_argument("--images", default=str(REPO.parent / "shared" / "images"))
+    args = parser.parse_args()
+    unknown = set(args.demos) - set(DEMOS)
+    if unknown:
+        parser.error(f"unknown demo {', '.join(sorted(unknown))}; choose from {', '.join(DEMOS)}")
+    demo = Demo(args)
+    for name in args.demos or DEMOS:
+        DEMOS[name](demo)
+        demo.save()
+
+
+if __name__ == "__main__":
+    main()

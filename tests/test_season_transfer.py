@@ -1,0 +1,91 @@
+"""season_transfer: presets fill only what the job left at its defaults, the guided filter keeps the
+content's edges, and a small real run moves the colours toward the reference with the content's edges."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import shared_image, tiny_copy
+from styled.config import build_job_spec
+from styled.engine import render
+from styled.errors import PluginError
+from styled.images import load_image, resize_to
+from styled.jobs import load_job, relative_to
+from styled.plugins import make_plugin_manager
+from styled_plugins import season_transfer
+
+
+def test_the_guided_filter_reproduces_a_source_that_is_affine_in_the_guide():
+    guide = np.random.default_rng(0).uniform(size=(20, 24, 3))
+    mix = np.array([[0.5, 0.1, 0.0], [0.0, 0.3, 0.2], [0.1, 0.0, 0.6]])
+    source = guide @ mix + 0.1
+    filtered = season_transfer.guided_filter(guide, source, radius=2, epsilon=1e-6)
+    np.testing.assert_allclose(filtered, source, atol=1e-3)
+
+
+def test_the_guided_filter_puts_a_blurred_edge_back_where_the_guide_has_it():
+    guide = np.zeros((16, 32, 3))
+    guide[:, 16:] = 1.0  # a sharp vertical edge
+    blurred = np.repeat(np.clip((np.arange(32) - 12) / 8, 0, 1)[None, :, None], 16, axis=0) * np.ones(3)
+    filtered = season_transfer.guided_filter(guide, blurred, radius=3, epsilon=1e-4)
+    before = season_transfer.edge_agreement(blurred, guide)
+    after = season_transfer.edge_agreement(filtered, guide)
+    assert after > 0.95 > before
+
+
+def test_box_mean_cuts_the_window_at_the_borders():
+    values = np.arange(5, dtype=float)[None, :, None] * np.ones((3, 1, 1))
+    np.testing.assert_allclose(season_transfer.box_mean(values, 1)[1, :, 0], [0.5, 1.0, 2.0, 3.0, 3.5])
+
+
+def test_a_preset_fills_only_the_settings_the_job_left_at_their_defaults():
+    spec = build_job_spec({"content": "a.jpg", "style": "b.jpg", "content_weight": 7.0,
+                           "plugins": {"season_transfer": {}}})
+    preset = season_transfer.PRESETS[season_transfer.PHOTO]
+    changed = season_transfer.with_preset(spec, preset, long_range_on=True)
+    assert changed.content_weight == 7.0  # the job's own choice
+    assert changed.style_layers == preset["style_layers"] and changed.tv_weight == preset["tv_weight"]
+    assert changed.plugins["long_range"] == {"layers": season_transfer.LONG_RANGE_LAYERS}
+    assert "long_range" not in season_transfer.with_preset(spec, preset, long_range_on=False).plugins
+    own = dataclasses.replace(spec, plugins={**spec.plugins, "long_range": {"layers": {"relu4_1": [2]}}})
+    assert season_transfer.with_preset(own, preset, True).plugins["long_range"] == {"layers": {"relu4_1": [2]}}
+
+
+def test_season_transfer_needs_a_content_photo():
+    spec = build_job_spec({"style": str(shared_image("seasons/tree_winter.jpg")), "size": 32, "iterations": 1,
+                           "scales": 1, "plugins": {"season_transfer": {}}})
+    with pytest.raises(PluginError, match="needs a content photo"):
+        render(load_job(spec, relative_to(Path.cwd())), make_plugin_manager())
+
+
+@pytest.fixture(scope="module")
+def seasons(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("seasons")
+    return {"summer": tiny_copy(shared_image("seasons/tree_summer.jpg"), folder / "summer.png", 96),
+            "winter": tiny_copy(shared_image("seasons/tree_winter.jpg"), folder / "winter.png", 96)}
+
+
+def test_colours_move_to_the_reference_and_edges_stay_the_contents(seasons):
+    pm = make_plugin_manager()
+    outputs = {}
+    for name, plugins in (("gatys", {}), ("season", {"season_transfer": {}})):
+        spec = build_job_spec({"content": str(seasons["summer"]), "style": str(seasons["winter"]), "size": 96,
+                               "iterations": 30, "scales": 1, "plugins": plugins})
+        result = render(load_job(spec, relative_to(Path.cwd())), pm)
+        outputs[name] = result.image
+        if name == "season":
+            assert "long_range" in result.history[-1]  # the preset turned it on
+            assert result.settings["tv_weight"] == season_transfer.PRESETS["photo"]["tv_weight"]
+    content = load_image(seasons["summer"]).pixels
+    height, width = outputs["season"].shape[:2]
+    content = resize_to(content, width, height)
+    reference = load_image(seasons["winter"]).pixels
+    before = season_transfer.colour_distance(content, reference)
+    after = season_transfer.colour_distance(outputs["season"], reference)
+    assert after < 0.85 * before, (before, after)
+    edges = {name: season_transfer.edge_agreement(image, content) for name, image in outputs.items()}
+    assert edges["season"] > edges["gatys"] + 0.15 and edges["season"] > 0.7, edges
