@@ -208,8 +208,8 @@ def _path_list(value: Any) -> tuple[str, ...]:
 
 
 def _positive_list(value: Any) -> tuple[float, ...]:
-    if not isinstance(value, list) or not value:
-        raise _Invalid(f"must be a list of positive numbers, got {value!r}")
+    if not isinstance(value, list):
+        raise _Invalid(f"must be a list of positive numbers (one per style image), got {value!r}")
     return tuple(_number(0.0, exclusive_min=True)(item) for item in value)
 
 

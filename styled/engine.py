@@ -5,9 +5,9 @@ The daemon and the CLI know the engine only through ``render()`` and the datacla
 
 from __future__ import annotations
 
+import io
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -21,12 +21,13 @@ import tensorflow as tf
 from styled import images
 from styled.config import JobSpec
 from styled.devices import Device, resolve_device, resolve_precision
+from styled.files import atomic_write_bytes
 from styled.jobs import Job
 from styled.losses import LossTerm
 from styled.optimize import OPTIMIZERS, ScaleState, optimise_scale
 from styled.plugins import call_notification, fold, make_plugin_manager
 from styled.vgg import FeatureExtractor
-from styled.weights import load_backbone
+from styled.weights import Backbone, load_backbone
 
 
 @dataclass(frozen=True)
@@ -89,12 +90,9 @@ class Checkpoint:
                 "best_loss": self.state.best_loss, "history": self.history + self.state.history,
                 "scale_history_start": len(self.history), "elapsed": self.elapsed}
         best = self.state.best_image if self.state.best_image is not None else self.state.image
-        temporary = path.with_name(f".{path.name}.tmp")
-        with open(temporary, "wb") as handle:
-            np.savez(handle, image=self.state.image, best_image=best, meta=json.dumps(meta))
-            handle.flush()
-            _fsync(handle)
-        temporary.replace(path)
+        buffer = io.BytesIO()
+        np.savez(buffer, image=self.state.image, best_image=best, meta=json.dumps(meta))
+        atomic_write_bytes(path, buffer.getvalue())
 
     @classmethod
     def load(cls, path: Path) -> Checkpoint:
@@ -106,10 +104,6 @@ class Checkpoint:
                                best_image=data["best_image"], best_loss=meta["best_loss"],
                                history=history[start:])
         return cls(meta["scale_index"], state, history[:start], meta["elapsed"])
-
-
-def _fsync(handle) -> None:
-    os.fsync(handle.fileno())
 
 
 @dataclass(frozen=True)
@@ -168,6 +162,9 @@ class RenderOptions:
     checkpoint_seconds: float | None = None
     should_stop: Callable[[], bool] | None = None
     resume: Checkpoint | None = None
+    #: How to get network weights; a long-running caller passes a memoised loader so that
+    #: every job does not read them again.
+    backbones: Callable[[str, Path | None], Backbone] = load_backbone
 
 
 def render(
@@ -223,7 +220,7 @@ def render_gatys(job: Job, plugins: pluggy.PluginManager, options: RenderOptions
     device = resolve_device(spec.device)
     precision = resolve_precision(spec.precision, device)
     with tf.device(device.tf_name):
-        backbone = load_backbone(spec.backbone, job.weights)
+        backbone = options.backbones(spec.backbone, job.weights)
         extractor = FeatureExtractor(backbone, spec.pooling, tf.as_dtype(precision))
         run = _Run(job, plugins, options, device, precision, extractor, time.monotonic())
         run.last_checkpoint = run.started

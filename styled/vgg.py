@@ -7,7 +7,7 @@ float16); activations are handed back in float32 so that losses stay in full pre
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import tensorflow as tf
@@ -93,7 +93,9 @@ class FeatureExtractor:
 
     def _conv(self, x: tf.Tensor, step: _Conv) -> tf.Tensor:
         if self.backbone.padding == "REFLECT":
-            x = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="REFLECT")
+            # Reflection needs two pixels; a 1-pixel map (tiny inputs, deep layers) repeats its edge.
+            mode = "REFLECT" if min(x.shape[1], x.shape[2]) > 1 else "SYMMETRIC"
+            x = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], mode=mode)
             return tf.nn.conv2d(x, step.kernel, 1, "VALID") + step.bias
         return tf.nn.conv2d(x, step.kernel, 1, "SAME") + step.bias
 
@@ -108,7 +110,3 @@ class FeatureExtractor:
 def _as_tensors(weights: ConvWeights, dtype: tf.DType) -> tuple[tf.Tensor, tf.Tensor]:
     return tf.constant(weights.kernel, dtype=dtype), tf.constant(weights.bias, dtype=dtype)
 
-
-def deepest(layers: Sequence[str], order: Sequence[str]) -> str:
-    """The layer of ``layers`` that comes last in ``order``."""
-    return max(layers, key=order.index)
