@@ -9,13 +9,14 @@ One worker thread per configured device renders (TensorFlow releases the GIL) an
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import queue
 import shutil
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,6 +148,15 @@ class JobRunner:
 
     def __init__(self, daemon: Daemon, device: str, worker: str):
         self.daemon, self.device, self.worker = daemon, device, worker
+        self._backbones: Callable[..., Any] | None = None
+
+    def backbones(self) -> Callable[..., Any]:
+        """This worker's memoised weight loader: jobs after the first skip reading the weights."""
+        if self._backbones is None:
+            from styled.weights import load_backbone
+
+            self._backbones = functools.cache(load_backbone)
+        return self._backbones
 
     def run(self, work: WorkJob) -> str:
         """Render and deliver; return 'delivered', 'failed', 'interrupted' or 'skipped'."""
@@ -232,7 +242,7 @@ class JobRunner:
         tracker = ProgressTracker(work, state["name"], config, self.daemon.board, self.worker)
         options = RenderOptions(on_progress=tracker, on_checkpoint=self._checkpointer(work),
                                 checkpoint_seconds=config.checkpoint_seconds,
-                                should_stop=self.daemon.stop.is_set, resume=resume)
+                                should_stop=self.daemon.stop.is_set, resume=resume, backbones=self.backbones())
         try:
             return render(job, make_plugin_manager(config.plugins_dir), options)
         finally:
