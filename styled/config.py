@@ -31,7 +31,7 @@ DEFAULT_STYLE_LAYERS = (
     ("relu5_1", 1.0),
 )
 #: Chosen against jcjohnson/neural-style's tubingen_starry.png at 512 px (docs/tuning.md).
-DEFAULT_STYLE_WEIGHT = 50.0
+DEFAULT_STYLE_WEIGHT = 100.0
 #: Mean squared neighbour difference; enough to remove the high-frequency VGG artefacts
 #: without blurring brush strokes (docs/tuning.md shows 0, the default and 10x).
 DEFAULT_TV_WEIGHT = 2.0
