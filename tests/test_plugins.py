@@ -244,7 +244,7 @@ def test_the_brighten_example_makes_a_brighter_image_through_styled_render(tmp_p
     content = tiny_copy(shared_image("content/tubingen.jpg"), tmp_path / "content.png", 96)
     style = tiny_copy(shared_image("style/starry_night.jpg"), tmp_path / "style.png", 96)
     common = [sys.executable, "-m", "styled.cli", "render", str(content), str(style),
-              "--size", "96", "--iterations", "30", "--set", "scales=1", "--quiet",
+              "--size", "96", "--iterations", "50", "--set", "scales=1", "--quiet",
               "--plugins-dir", str(FIXTURES / "good")]
     runs = {
         "plain": common + ["-o", str(tmp_path / "plain.png")],
