@@ -12,7 +12,7 @@ has no heading there or no ``test_hook_<name>`` test.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pluggy
 

@@ -232,7 +232,10 @@ class StyledPluginManager(pluggy.PluginManager):
         if taken is not None:
             raise PluginError(f"two plugins are called '{name}'", where=origin,
                               hint=f"the other one comes from {self.origins.get(name, IN_CODE)}; rename one")
-        self.register(plugin, name=name)
+        try:
+            self.register(plugin, name=name)
+        except pluggy.PluginValidationError as error:  # a hook with arguments the spec does not have
+            raise PluginError(str(error), where=origin, hint=_hooks_hint()) from None
         self.origins[name] = origin
 
     def origin(self, name: str) -> str:
@@ -252,10 +255,13 @@ def make_plugin_manager(plugins_dir: Path | None = None) -> StyledPluginManager:
     _load_entry_points(pm)
     try:
         pm.check_pending()
-    except pluggy.PluginValidationError as error:
-        raise PluginError(str(error), where=pm.origin(getattr(error, "plugin_name", "") or ""),
-                          hint=f"the hooks are: {', '.join(hook_names())}") from None
+    except pluggy.PluginValidationError as error:  # a misspelt hook
+        raise PluginError(str(error), where=pm.origin(pm.get_name(error.plugin) or ""), hint=_hooks_hint()) from None
     return pm
+
+
+def _hooks_hint() -> str:
+    return f"the hooks are: {', '.join(hook_names())} (docs/plugins.md)"
 
 
 def _load_plugins_dir(pm: StyledPluginManager, folder: Path) -> None:
@@ -442,5 +448,3 @@ def call_notification(hook: pluggy.HookCaller, **kwargs: Any) -> None:
         except Exception:  # noqa: BLE001 - a webhook plugin must not take a render down
             log.exception("plugin %s failed in hook %s", impl.plugin_name, hook.name)
 
-
-NotificationCall = Callable[..., None]

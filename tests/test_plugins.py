@@ -105,8 +105,18 @@ def test_an_entry_point_plugin_is_loaded_validated_and_runs(tmp_path, monkeypatc
 
 
 def test_a_plugin_with_a_misspelt_hook_fails_loudly():
-    with pytest.raises(PluginError, match="register_loses"):
+    with pytest.raises(PluginError, match="register_loses") as caught:
         make_plugin_manager(FIXTURES / "misspelt")
+    assert caught.value.where.endswith("misspelt.py")
+    assert "register_losses" in caught.value.hint
+
+
+def test_a_hook_with_an_argument_the_spec_lacks_names_the_file(tmp_path):
+    (tmp_path / "odd.py").write_text("from styled import hookimpl\n\n@hookimpl\ndef register_losses(jobb):\n"
+                                     "    return []\n")
+    with pytest.raises(PluginError, match="jobb") as caught:
+        make_plugin_manager(tmp_path)
+    assert caught.value.where.endswith("odd.py")
 
 
 def test_a_plugin_file_that_fails_to_import_names_the_file():
