@@ -94,7 +94,8 @@ class FeatureExtractor:
     def _conv(self, x: tf.Tensor, step: _Conv) -> tf.Tensor:
         if self.backbone.padding == "REFLECT":
             # Reflection needs two pixels; a 1-pixel map (tiny inputs, deep layers) repeats its edge.
-            mode = "REFLECT" if min(x.shape[1], x.shape[2]) > 1 else "SYMMETRIC"
+            # Unknown (None) sizes come from callers tracing for any size, which ensure 2 or more.
+            mode = "SYMMETRIC" if 1 in (x.shape[1], x.shape[2]) else "REFLECT"
             x = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], mode=mode)
             return tf.nn.conv2d(x, step.kernel, 1, "VALID") + step.bias
         return tf.nn.conv2d(x, step.kernel, 1, "SAME") + step.bias
