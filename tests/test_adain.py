@@ -118,6 +118,15 @@ def test_output_has_exactly_the_requested_size_and_range(reference, height, widt
     assert image.min() >= 0.0 and image.max() <= 1.0
 
 
+def test_one_trace_serves_every_size():
+    """The encoder and decoder are traced for any size: a new size must not cost a new trace."""
+    network = adain.load_network("float32")
+    network.decode(network.encode(np.zeros((1, 16, 24, 3), np.float32)))
+    counts = network.encode.experimental_get_tracing_count(), network.decode.experimental_get_tracing_count()
+    network.decode(network.encode(np.zeros((1, 40, 32, 3), np.float32)))
+    assert (network.encode.experimental_get_tracing_count(), network.decode.experimental_get_tracing_count()) == counts
+
+
 def test_padding_keeps_pixels_in_place(reference):
     """Reflect-padding and cropping must not shift the picture: a crop of the content gives
     (nearly) the same result as the same crop of the full result."""
