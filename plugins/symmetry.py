@@ -3,7 +3,8 @@
 ``mode: exact`` projects the image onto the mirror-symmetric images after every optimiser step
 (the ``constrain_image`` hook: the average of the image and its mirror image is the nearest
 symmetric image in the L2 sense) and once more on the final image, so the output is symmetric to
-the last bit.
+the last bit. The content photo is symmetrised the same way first (``prepare_job``): the content
+term then asks for something the constraint allows, instead of pulling against it at every step.
 
 ``mode: statistics`` is the form of Berger & Memisevic, "Incorporating long-range consistency in
 CNN-based texture generation", ICLR 2017, section 4.2 (symmetric textures): the cross-correlation
@@ -19,6 +20,7 @@ term asks for symmetry with any style image, and for a symmetric source it is th
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -93,6 +95,16 @@ def symmetrise(image: np.ndarray, mirror: str) -> np.ndarray:
     for axis in IMAGE_AXES[mirror]:
         image = 0.5 * (image + np.flip(image, axis))
     return image
+
+
+@hookimpl
+def prepare_job(job):
+    """Exact mode: mirror the content photo too, so that the content term does not pull against the constraint."""
+    options = settings(job)
+    if options is None or options["mode"] != EXACT or job.content is None:
+        return None
+    content = dataclasses.replace(job.content, pixels=symmetrise(job.content.pixels, options["mirror"]))
+    return dataclasses.replace(job, content=content)
 
 
 @hookimpl

@@ -230,7 +230,7 @@ def test_styled_plugins_lists_name_origin_hooks_and_options(capsys):
     assert cli.main(["plugins", "--plugins-dir", str(FIXTURES / "good")]) == cli.EXIT_OK
     text = capsys.readouterr().out
     assert "symmetry  (first-party: styled_plugins.symmetry)" in text
-    assert "hooks: constrain_image, finalize_image, plugin_schema, register_losses" in text
+    assert "hooks: constrain_image, finalize_image, plugin_schema, prepare_job, register_losses" in text
     assert "mirror  which mirror: left-right, top-bottom or both (default: left-right)" in text
     assert "brighten  (plugins dir: " in text
     assert "options: not declared" in text

@@ -88,3 +88,15 @@ def test_statistics_mode_adds_the_mirrored_term_and_exact_mode_does_not(tiny_ima
 def test_mirror_error_is_zero_for_symmetric_images(mirror):
     image = symmetry.symmetrise(np.random.default_rng(2).uniform(size=(5, 7, 3)), mirror)
     assert symmetry.mirror_error(image, mirror) == (0.0, 0.0)
+
+
+def test_exact_mode_mirrors_the_content_so_the_content_term_agrees_with_the_constraint(tiny_images):
+    spec = build_job_spec({"content": str(tiny_images["content"]), "style": str(tiny_images["style"]),
+                           "plugins": {"symmetry": {"mirror": "top-bottom"}}})
+    job = load_job(spec, relative_to(Path.cwd()))
+    prepared = symmetry.prepare_job(job)
+    assert symmetry.mirror_error(prepared.content.pixels, symmetry.TOP_BOTTOM)[1] == 0.0
+    assert symmetry.mirror_error(job.content.pixels, symmetry.TOP_BOTTOM)[1] > 0.0  # the input is untouched
+    statistics = load_job(build_job_spec({**spec.to_dict(), "plugins": {"symmetry": {"mode": "statistics"}}}),
+                          relative_to(Path.cwd()))
+    assert symmetry.prepare_job(statistics) is None
