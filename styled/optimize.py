@@ -18,6 +18,11 @@ import numpy as np
 #: Curvature pairs with yᵀs ≤ ε·yᵀy are skipped: they would make the inverse Hessian blow up.
 #: Relative, not absolute as in torch.optim.LBFGS, because our losses are means (small numbers).
 CURVATURE_EPSILON = 1e-10
+#: Without curvature information, a step moves no pixel further than this (pixels are in [0, 1]).
+FIRST_STEP_PIXELS = 0.01
+#: A trust region for the quasi-Newton step: early on, with few pairs, the loss looks almost
+#: linear and H₀ = sᵀy/yᵀy proposes steps many times the image's range.
+MAX_STEP_PIXELS = 0.1
 #: A loss this many times the best seen means the quadratic model broke down: restart from the best.
 DIVERGENCE_FACTOR = 4.0
 ADAM_BETAS = (0.9, 0.999)
@@ -27,9 +32,13 @@ ADAM_EPSILON = 1e-8
 class Lbfgs:
     """L-BFGS with a unit step and no line search, one loss evaluation per iteration.
 
-    As torch.optim.LBFGS without line search, which jcjohnson/neural-style uses: the first step
-    is scaled by min(1, 1/|g|₁), later steps use the scaled two-loop recursion (Nocedal & Wright,
-    Numerical Optimization, algorithm 7.4) with H₀ = sᵀy / yᵀy.
+    As torch.optim.LBFGS without line search, which jcjohnson/neural-style uses, with the scaled
+    two-loop recursion (Nocedal & Wright, Numerical Optimization, algorithm 7.4) and H₀ = sᵀy / yᵀy.
+    Departs from torch in the steps taken without curvature pairs (the first, and any after a
+    reset): torch scales them by min(1, 1/|g|₁), which depends on how the loss is scaled and, for
+    our mean-normalised losses, gives steps lost in float noise or steps that jump across the
+    image range. We scale them so that no pixel moves by more than FIRST_STEP_PIXELS, and cap
+    every later step at MAX_STEP_PIXELS.
     """
 
     def __init__(self, history: int):
@@ -41,11 +50,12 @@ class Lbfgs:
         self._previous = None
 
     def step(self, x: np.ndarray, loss: float, grad: np.ndarray) -> np.ndarray:
-        first = self._previous is None
         self._remember(x, grad)
         direction = self._direction(grad)
-        if first:
-            return x + min(1.0, 1.0 / max(float(np.abs(grad).sum()), CURVATURE_EPSILON)) * direction
+        limit = MAX_STEP_PIXELS if self._pairs else FIRST_STEP_PIXELS
+        largest = float(np.abs(direction).max())
+        if largest > limit:
+            direction *= limit / largest
         return x + direction
 
     def _remember(self, x: np.ndarray, grad: np.ndarray) -> None:
