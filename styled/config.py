@@ -41,8 +41,9 @@ DEFAULT_ITERATIONS = 300
 DEFAULT_SCALE_START = 128
 #: Adam's step in [0, 1] pixel units (jcjohnson's 10 on the 0..255 scale is about 0.04).
 DEFAULT_LEARNING_RATE = 0.02
-#: L-BFGS memory: jcjohnson/neural-style keeps 100 pairs; 50 gives the same curve for less work.
-DEFAULT_LBFGS_HISTORY = 50
+#: L-BFGS memory. jcjohnson/neural-style keeps 100 pairs; at 256 px, 20 reached a lower loss than
+#: 10 or 50 after 100 and 150 iterations, for less work per step (docs/performance.md).
+DEFAULT_LBFGS_HISTORY = 20
 MAX_SIZE = 8192
 
 CHOICES: dict[str, tuple[str, ...]] = {
