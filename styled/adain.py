@@ -25,18 +25,15 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import tensorflow as tf
 
 from styled import images
 from styled.devices import Device, resolve_device, resolve_precision
+from styled.jobs import Job
 from styled.vgg import FeatureExtractor
 from styled.weights import DECODER_UPSAMPLE_AFTER, NamedConvs, load_adain_decoder, load_backbone
-
-if TYPE_CHECKING:  # pragma: no cover - the engine imports this module lazily, never the reverse
-    from styled.engine import Job
 
 log = logging.getLogger(__name__)
 

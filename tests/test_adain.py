@@ -20,7 +20,7 @@ from PIL import Image as PILImage
 
 from styled import adain, engine
 from styled.config import JobSpec
-from styled.engine import Job
+from styled.jobs import Job
 from styled.images import Image, rgb_to_yiq
 
 FIXTURE = Path(__file__).parent / "fixtures" / "adain_reference.npz"
