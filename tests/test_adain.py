@@ -214,6 +214,23 @@ def test_write_preview_never_raises(reference, tmp_path):
     assert not (tmp_path / "preview.png").exists()
 
 
+def test_the_daemon_delivers_an_adain_job_like_any_other(tmp_path):
+    from daemon_support import daemon_thread, folders, wait_for, write_config, write_job_folder
+
+    config_path = write_config(tmp_path)
+    write_job_folder(tmp_path / "inbox", "quick", {"content": "photo.png", "style": "style.png", "size": 32,
+                                                   "method": "adain"})
+    with daemon_thread(config_path, once=True):
+        wait_for(lambda: folders(tmp_path / "outbox"), what="the delivery")
+    delivered = tmp_path / "outbox" / "quick"
+    assert sorted(p.name for p in delivered.iterdir()) == ["inputs", "loss.png", "report.json", "result.png",
+                                                           "sheet.png"]
+    report = json.loads((delivered / "report.json").read_text())
+    assert report["settings"]["method"] == "adain" and report["iterations"] == 0 and report["history"] == []
+    with PILImage.open(delivered / "result.png") as result:
+        assert max(result.size) == 32
+
+
 # --- through `styled render` --------------------------------------------------------------------
 
 
