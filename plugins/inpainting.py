@@ -11,7 +11,7 @@ How it runs:
 * ``prepare_job`` cuts the content down to a window around the hole (the hole's bounding box
   grown by ``context`` times its size on each side), optimised at the content's own resolution
   (or smaller, if ``size`` says so). The paper also worked on such a crop (its ``*_init.jpg``).
-* ``initial_image`` fills the hole with the surroundings' mean colour and noise;
+* ``initial_image`` fills the hole with uniform noise;
   ``constrain_image`` puts the known pixels back after every step, so only the hole changes.
 * ``finalize_image`` pastes the hole, resized to the content's resolution, into the full content:
   every pixel outside the mask is the input's own, and the output has the content's size.
@@ -25,9 +25,10 @@ Where we depart from the paper:
   the filling to the structures around it.
 * By default the source is the content itself outside the hole (the paper used a separate crop,
   its ``*_ref.jpg``; pass one as ``source``).
-* The job's own content and style terms are switched off (``content_weight`` and
-  ``style_weight`` are set to 0 in the report's settings) and replaced by the terms
-  ``inpainting_style`` and ``inpainting_long_range``, weighted by the job's style_weight.
+* The job's own content, style and TV terms are switched off (``content_weight``,
+  ``style_weight`` and ``tv_weight`` read 0 in the report's settings, ``style_layers`` relu1_1)
+  and replaced by ``inpainting_style``, ``inpainting_long_range`` and ``inpainting_tv``, which see
+  the known pixels as constants: their gradient is zero outside the hole (see HoleOnly).
 """
 
 from __future__ import annotations
@@ -52,12 +53,12 @@ NAME = "inpainting"
 DEFAULT_CONTEXT = 1.0
 #: Mask images are white where to fill: a grey level above this half-way point counts as white.
 MASK_THRESHOLD = 0.5
-#: The hole starts as the surroundings' mean colour plus uniform noise of this amplitude.
-NOISE_AMPLITUDE = 0.15
 #: A pixel of the mask shrunk to a scale belongs to the hole above this level (resizing blurs the edge).
 HOLE_LEVEL = 0.01
 #: Feature pixels by which the hole's mask is grown at each layer: the band that ties it to its border.
 BAND = 1
+#: The built-in style term cannot be unregistered: with weight 0 and one shallow layer it costs nothing.
+BUILT_IN_STYLE_LAYERS = (("relu1_1", 1.0),)
 #: Default shifts of the long-range term, in feature pixels at the working size (see long_range).
 DEFAULT_SHIFTS: dict[str, list[int]] = {"relu3_1": [4, 8, 16], "relu4_1": [2, 4, 8]}
 
@@ -123,6 +124,8 @@ class Hole:
     source: np.ndarray | None  # (h, w, 3) source image, or None for the content outside the hole
     weight: float
     long_range: bool
+    layers: tuple[str, ...]  # the job's style layers: those of the Gram term
+    tv_weight: float
 
     def window_mask(self) -> np.ndarray:
         top, left, bottom, right = self.window
@@ -186,11 +189,14 @@ def prepare_job(job):
     mask = load_mask(options, content.pixels.shape[:2])
     top, left, bottom, right = window = window_around(mask, options["context"])
     source = images.load_image(Path(options["source"])).pixels if options["source"] else None
-    weight = job.spec.style_weight if options["weight"] is None else options["weight"]
-    hole = Hole(content, mask, window, source, weight, options["long_range"])
+    spec = job.spec
+    weight = spec.style_weight if options["weight"] is None else options["weight"]
+    hole = Hole(content, mask, window, source, weight, options["long_range"],
+                tuple(layer for layer, _ in spec.style_layers), spec.tv_weight)
     crop = images.Image(content.pixels[top:bottom, left:right], None, content.path, content.bit_depth)
-    size = min(job.spec.size, max(bottom - top, right - left))
-    spec = dataclasses.replace(job.spec, size=size, content_weight=0.0, style_weight=0.0, init="content")
+    size = min(spec.size, max(bottom - top, right - left))
+    spec = dataclasses.replace(spec, size=size, content_weight=0.0, style_weight=0.0, tv_weight=0.0,
+                               style_layers=BUILT_IN_STYLE_LAYERS, init="content")
     return dataclasses.replace(job, spec=spec, content=crop, extras={**job.extras, NAME: hole})
 
 
@@ -212,17 +218,18 @@ def mask_at(hole: Hole, shape: tuple[int, int]) -> np.ndarray:
 
 @hookimpl
 def initial_image(job, image):
-    """At the first scale, replace the hole (the photo's own pixels there) by mean colour and noise."""
+    """At the first scale, replace the hole (the photo's own pixels there) by uniform noise.
+
+    Noise as in texture synthesis: a flat or faint filling has less contrast than the texture, and
+    there the Gram loss is concave, so L-BFGS finds no curvature to work with and crawls.
+    """
     hole = hole_of(job)
     if hole is None or job.scale_index != 0:
         return None
     known = job.content.numpy()[0]
     mask = mask_at(hole, job.shape)
-    outside = (1.0 - mask)
-    mean = (known * outside).sum(axis=(0, 1)) / max(float(outside.sum()), 1.0)
-    rng = np.random.default_rng(job.spec.seed)
-    noise = rng.uniform(-NOISE_AMPLITUDE, NOISE_AMPLITUDE, known.shape).astype(np.float32)
-    return (known * outside + (mean + noise) * mask)[None]
+    noise = np.random.default_rng(job.spec.seed).uniform(0.0, 1.0, known.shape).astype(np.float32)
+    return (known * (1.0 - mask) + noise * mask)[None]
 
 
 @hookimpl
@@ -320,7 +327,7 @@ class Statistic:
 
 def statistics_plan(job, hole: Hole) -> tuple[list[Statistic], list[Statistic]]:
     """The Gram statistics (the job's style layers) and, when on, the long-range ones for this scale."""
-    grams = [Statistic(layer) for layer, _ in job.spec.style_layers]
+    grams = [Statistic(layer) for layer in hole.layers]
     if not hole.long_range:
         return grams, []
     sizes = job.spec.scale_sizes()
@@ -356,21 +363,57 @@ def hole_weights(job, hole: Hole, layers: Sequence[str]) -> dict[str, np.ndarray
     return {layer: feature_mask(mask, layer).astype(np.float32) for layer in layers}
 
 
+class HoleOnly:
+    """The image with its known pixels held constant, and its VGG features, once per traced step.
+
+    The terms see the image through this, so their gradient is zero outside the hole: L-BFGS then
+    only ever moves the hole, and its curvature pairs are not polluted by pixels that the
+    constraint puts back after every step (which made it crawl). The features of the engine's own
+    pass would carry gradient to every pixel, so the terms ask the engine for no layers and share
+    one pass of their own.
+    """
+
+    def __init__(self, job, hole: Hole, layers: Sequence[str]):
+        self.job = job
+        self.layers = tuple(layers)
+        mask = mask_at(hole, job.shape)[None]
+        self.mask = tf.constant(mask, tf.float32)
+        self.known = job.content * (1.0 - self.mask)
+        self._image: tf.Tensor | None = None
+        self._features: dict[str, tf.Tensor] = {}
+
+    def image(self, image: tf.Tensor) -> tf.Tensor:
+        return image * self.mask + self.known
+
+    def features(self, image: tf.Tensor) -> dict[str, tf.Tensor]:
+        if image is not self._image:  # every term of one traced step gets the same tensor
+            self._image, self._features = image, self.job.features(self.image(image), self.layers)
+        return self._features
+
+
 def inpainting_term(name: str, weight: float, stats: Sequence[Statistic], goal: Mapping[Statistic, tf.Tensor],
-                    weights: Mapping[str, np.ndarray]) -> LossTerm:
+                    weights: Mapping[str, np.ndarray], hole_only: HoleOnly) -> LossTerm:
     """Mean over layers of the mean over that layer's statistics of ‖S(hole and band) - S(source)‖²."""
     by_layer: dict[str, list[Statistic]] = {}
     for stat in stats:
         by_layer.setdefault(stat.layer, []).append(stat)
 
     def fn(image: tf.Tensor, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
+        features = hole_only.features(image)
         per_layer = []
         for layer, group in by_layer.items():
             squared = [tf.reduce_sum(tf.square(s.of(features, weights[layer], either=True) - goal[s])) for s in group]
             per_layer.append(tf.add_n(squared) / len(squared))
         return tf.add_n(per_layer) / len(per_layer)
 
-    return LossTerm(name, weight, fn, tuple(by_layer))
+    return LossTerm(name, weight, fn)
+
+
+def tv_term(weight: float, hole_only: HoleOnly) -> LossTerm:
+    """The job's total variation, on the hole only."""
+    from styled.losses import tv_loss
+
+    return LossTerm(f"{NAME}_tv", weight, lambda image, features: tv_loss(hole_only.image(image)))
 
 
 @hookimpl
@@ -381,9 +424,13 @@ def register_losses(job) -> list[LossTerm]:
         return []
     grams, shifted_stats = statistics_plan(job, hole)
     goal = source_targets(job, hole, grams + shifted_stats)
-    weights = hole_weights(job, hole, sorted({s.layer for s in grams + shifted_stats}))
-    terms = [inpainting_term(f"{NAME}_style", hole.weight, grams, goal, weights)]
+    layers = sorted({s.layer for s in grams + shifted_stats})
+    weights = hole_weights(job, hole, layers)
+    hole_only = HoleOnly(job, hole, layers)
+    terms = [inpainting_term(f"{NAME}_style", hole.weight, grams, goal, weights, hole_only)]
     if shifted_stats:
         weight = long_range.DEFAULT_RELATIVE_WEIGHT * hole.weight
-        terms.append(inpainting_term(f"{NAME}_long_range", weight, shifted_stats, goal, weights))
+        terms.append(inpainting_term(f"{NAME}_long_range", weight, shifted_stats, goal, weights, hole_only))
+    if hole.tv_weight > 0:
+        terms.append(tv_term(hole.tv_weight, hole_only))
     return terms
