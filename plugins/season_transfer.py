@@ -53,10 +53,11 @@ PRESETS: dict[str, dict[str, Any]] = {
 #: Long-range shifts of the presets (feature pixels at the final size): a few cells of texture,
 #: enough to keep snow on branches and lit windows in rows.
 LONG_RANGE_LAYERS: dict[str, list[int]] = {"relu2_1": [4, 8], "relu3_1": [4, 8]}
-#: Guided filter radius as a fraction of the output's long side (11 px at 256, 21 at 512): wide
-#: enough that the fit follows the content's structure rather than the result's strokes (on
-#: tree_summer at 96 px, edge agreement 0.57 at 1 px, 0.81 at 4 px, colours still near the reference).
-RADIUS_FRACTION = 1 / 24
+#: Guided filter radius as a fraction of the output's long side (5 px at 256, 11 at 512). Wider
+#: windows follow the content's structure more closely and keep less of what the render added:
+#: tree_summer at 256 px, edge agreement 0.61 unfiltered, 0.87 at 5 px, 0.91 at 11 px; but at
+#: 11 px the lights of city_night blur into the dark (docs/plugins.md).
+RADIUS_FRACTION = 1 / 48
 MIN_RADIUS = 1
 #: Guided filter regulariser ε, He et al.'s 0.1²: smaller values copy more of the result's own strokes.
 DEFAULT_EPSILON = 1e-2
@@ -70,7 +71,7 @@ SCHEMA = PluginSchema(
         Option("long_range", True, "turn the long_range term on with the preset's shifts", boolean),
         Option("detail", 1.0, "0..1: how much of the guided filter's edge-preserving result to keep",
                number(0.0, 1.0)),
-        Option("radius", None, "guided filter radius in output pixels; default: long side / 24",
+        Option("radius", None, "guided filter radius in output pixels; default: long side / 48",
                optional(integer(1, 64))),
         Option("epsilon", DEFAULT_EPSILON, "guided filter regulariser; larger smooths more", number(1e-6, 1.0)),
     ),
