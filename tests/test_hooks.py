@@ -149,7 +149,7 @@ def test_hook_register_losses(pm, registered, job):
             calls.append((job.scale_index, job.shape, job.content.shape, len(job.styles)))
             targets = job.features(job.content, ["relu1_1"])  # the helper for targets
             assert targets["relu1_1"].shape[-1] == 64
-            return [LossTerm("darkness", 100.0, lambda image, features: tf.reduce_mean(image)
+            return [LossTerm("darkness", 1000.0, lambda image, features: tf.reduce_mean(image)
                              + 0.0 * tf.reduce_mean(features["relu1_1"]), layers=("relu1_1",))]
 
     registered(Darken())
