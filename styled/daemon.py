@@ -224,6 +224,19 @@ class JobRunner:
         job = load_job(spec, resolve, name=state["name"], max_pixels=config.max_image_pixels)
         return job, library_files
 
+    def _write_preview(self, work: WorkJob, job: Job) -> None:
+        """A feed-forward AdaIN preview in work/NAME/ before a long optimisation (about a second).
+
+        Made in this worker's thread, on its device; skipped after a resume, when it exists.
+        write_preview never raises: a preview must not fail the job.
+        """
+        if job.spec.method == "adain" or work.preview_path.exists():
+            return
+        from styled.adain import write_preview
+
+        if write_preview(job, work.preview_path) is not None:
+            log.info("preview %s -> %s", job.name, work.preview_path)
+
     def _render(self, work: WorkJob, state: dict[str, Any], job: Job, config: DaemonConfig) -> Result:
         from styled.engine import RenderOptions, render
         from styled.plugins import make_plugin_manager
@@ -238,6 +251,7 @@ class JobRunner:
             log.info("resuming %s from its checkpoint at scale %d, iteration %d", state["name"],
                      point["scale"], point["iteration"])
         state = work.update(**changes)  # before the render, so that a crash counts as an attempt
+        self._write_preview(work, job)
         log.info("rendering %s on %s (attempt %d)", state["name"], self.device, state["attempts"])
         tracker = ProgressTracker(work, state["name"], config, self.daemon.board, self.worker)
         options = RenderOptions(on_progress=tracker, on_checkpoint=self._checkpointer(work),

@@ -54,6 +54,8 @@ PARTIAL_SUFFIXES = (".part", ".tmp")
 PATH_KEYS = ("content", "style", "weights")
 STATE_FILE = "state.json"
 PROGRESS_FILE = "progress.json"
+#: A quick AdaIN rendering of an optimisation job, written within seconds of the claim.
+PREVIEW_FILE = "preview.png"
 CHECKPOINT_FILE = "checkpoint.npz"
 JOB_DIR = "job"
 INPUTS_DIR = "inputs"
@@ -367,6 +369,10 @@ class WorkJob:
     @property
     def progress_path(self) -> Path:
         return self.path / PROGRESS_FILE
+
+    @property
+    def preview_path(self) -> Path:
+        return self.path / PREVIEW_FILE
 
     @property
     def checkpoint_path(self) -> Path:

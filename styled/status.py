@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from styled.config import DaemonConfig
-from styled.spool import LOCK_FILE, PROGRESS_FILE, STATE_FILE, holder_pid, scan_inbox
+from styled.spool import LOCK_FILE, PREVIEW_FILE, PROGRESS_FILE, STATE_FILE, holder_pid, scan_inbox
 
 #: How many of the newest done and failed jobs the text output lists by name.
 RECENT_LIMIT = 10
@@ -70,6 +70,7 @@ def _running(path: Path) -> dict[str, Any]:
     return {"name": state.get("name", path.name), "status": state.get("status", "unknown"),
             "attempts": state.get("attempts"), "device": state.get("device"),
             "resumed": bool(state.get("resumed_from")), "progress": _read_json(path / PROGRESS_FILE) or None,
+            "preview": str(path / PREVIEW_FILE) if (path / PREVIEW_FILE).exists() else None,
             "path": str(path)}
 
 
@@ -108,6 +109,8 @@ def format_status(status: SpoolStatus, limit: int = RECENT_LIMIT) -> str:
             detail = job["status"]
         resumed = "  (resumed)" if job["resumed"] else ""
         lines.append(f"  {job['name']}  {detail}{resumed}")
+        if job.get("preview"):
+            lines.append(f"    preview: {job['preview']}")
     lines.append(f"done     {len(status.done)}")
     lines += [f"  {job['name']}" for job in status.done[:limit]]
     lines.append(f"failed   {len(status.failed)}")

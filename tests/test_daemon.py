@@ -305,3 +305,19 @@ def test_events_wake_the_daemon_and_periodic_rescans_find_what_events_missed(tmp
         write_job_folder(inbox, "found_by_rescan")
         wait_for(delivered(outbox, 1), what="a delivery found by rescanning")
     assert folders(outbox) == ["found_by_rescan"]
+
+
+def test_an_optimisation_job_gets_an_adain_preview_while_it_renders(tmp_path):
+    from styled.status import read_status
+
+    config_path = write_config(tmp_path, checkpoint_seconds=60)
+    inbox, work, outbox = tmp_path / "inbox", tmp_path / "work", tmp_path / "outbox"
+    write_job_folder(inbox, "slow", {"content": "photo.png", "style": "style.png", "size": 48, "scales": 1,
+                                     "iterations": 150, "precision": "float32"})
+    with daemon_thread(config_path):
+        wait_for(lambda: (work / "slow" / "preview.png").exists(), what="preview.png in work/slow")
+        with PILImage.open(work / "slow" / "preview.png") as preview:
+            assert max(preview.size) == 48
+        running = read_status(load_daemon_config(config_path)).running
+        assert running and running[0]["preview"].endswith("preview.png")
+        wait_for(delivered(outbox, 1), what="the delivery")
