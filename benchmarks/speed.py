@@ -26,7 +26,7 @@ TIMED_ITERATIONS = 20
 WARMUP_ITERATIONS = 3
 
 
-def measure(size: int, precision: str, budget: float) -> dict:
+def measure(size: int, precision: str, budget: float, multiscale: bool = False) -> dict:
     import numpy as np
     import tensorflow as tf
 
@@ -55,7 +55,10 @@ def measure(size: int, precision: str, budget: float) -> dict:
     render(job, options=RenderOptions(on_progress=on_progress))
     per_iteration = float(np.median(timings[WARMUP_ITERATIONS:]))
 
-    budget_spec = build_job_spec({**spec.to_dict(), "iterations": 100_000, "time_limit": budget})
+    budget_keys = {**spec.to_dict(), "iterations": 100_000, "time_limit": budget}
+    if multiscale:
+        budget_keys["scales"] = None  # the default coarse-to-fine schedule
+    budget_spec = build_job_spec(budget_keys)
     budget_job = load_job(budget_spec, relative_to(REPO))
     result = render(budget_job)
     loss32 = _float32_loss(budget_job, result.image)
@@ -108,7 +111,7 @@ def _float32_loss(job, image) -> float:
     extractor = FeatureExtractor(load_backbone("vgg19"), "avg", tf.float32)
     plugins = make_plugin_manager()
     run = _Run(job32, plugins, None, resolve_device("cpu"), "float32", extractor, time.monotonic())
-    scale_job = _scale_job(run, 0)
+    scale_job = _scale_job(run, len(run.sizes) - 1)  # the output's own scale
     evaluate = compile_loss(extractor, collect_terms(plugins, scale_job), scale_job.shape)
     return evaluate(image)[0]
 
@@ -118,16 +121,19 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="*", default=[256, 512])
     parser.add_argument("--precisions", nargs="*", default=["float32", "bfloat16"])
     parser.add_argument("--budget", type=float, default=30.0, help="seconds for the loss-after-budget run")
+    parser.add_argument("--multiscale", action="store_true",
+                        help="the loss-after-budget run uses the default coarse-to-fine scales")
     parser.add_argument("--one", nargs=2, metavar=("SIZE", "PRECISION"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(measure(int(args.one[0]), args.one[1], args.budget)))
+        print(json.dumps(measure(int(args.one[0]), args.one[1], args.budget, args.multiscale)))
         return
     rows = []
     for size in args.sizes:
         for precision in args.precisions:
-            done = subprocess.run([sys.executable, __file__, "--one", str(size), precision, "--budget",
-                                   str(args.budget)], capture_output=True, text=True, check=True)
+            command = [sys.executable, __file__, "--one", str(size), precision, "--budget", str(args.budget)]
+            done = subprocess.run(command + (["--multiscale"] if args.multiscale else []),
+                                  capture_output=True, text=True, check=True)
             rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
             print(json.dumps(rows[-1]), flush=True)
     _print_table(rows)
