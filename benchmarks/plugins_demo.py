@@ -14,7 +14,7 @@ symmetry         symmetry1.jpg as a texture, and tubingen.jpg in the style of st
                  the mean and max |image - mirror image| in 8-bit grey levels (of the saved PNG
                  for exact mode).
 inpainting       a square hole over windows in building.jpg and over bricks in
-                 smaller_bricks.jpg, with and without long_range: whether every pixel outside the
+                 smaller_bricks.jpg, at two scales, with and without long_range: whether every pixel outside the
                  hole of the saved PNG equals the input's, and the normalised cross-correlation of
                  the filling with the photo's own hidden pixels (1 = the structure came back in place).
 season_transfer  tree_summer -> tree_winter and city_day -> city_night, plain Gatys against the
