@@ -203,6 +203,7 @@ class JobRunner:
     def _prepare(self, work: WorkJob, state: dict[str, Any], config: DaemonConfig) -> tuple[Job, list]:
         from styled.config import build_job_spec, load_job_file, merge_defaults
         from styled.jobs import load_job
+        from styled.plugins import make_plugin_manager, validate_job
 
         spec_path = work.job_dir / state["spec"]
         _check_spec_file(work, spec_path, state)
@@ -222,6 +223,9 @@ class JobRunner:
             return path
 
         job = load_job(spec, resolve, name=state["name"], max_pixels=config.max_image_pixels)
+        # Plugin options are checked like any spec key, and their paths (an inpainting mask) go
+        # through the same confinement as the job's images.
+        job = validate_job(make_plugin_manager(config.plugins_dir), job, resolve, lines=lines, source=str(spec_path))
         return job, library_files
 
     def _write_preview(self, work: WorkJob, job: Job) -> None:

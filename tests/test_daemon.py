@@ -175,6 +175,12 @@ BAD_FOLDERS = {
                        ["key 'output'", "outside the job's outbox folder"]),
     "no_job_yaml": (None, {}, ["no job.yaml"]),
     "%%%": ("content: photo.png\nstyle: style.png\n", {}, ["cannot be used as a folder name", "inbox/%%%"]),
+    "unknown_plugin": ("content: photo.png\nstyle: style.png\nplugins:\n  symetry: {}\n", {},
+                       ["symetry", "symmetry", "inpainting"]),
+    "bad_plugin_option": ("content: photo.png\nstyle: style.png\nplugins:\n  symmetry: {mirror: diagonal}\n", {},
+                          ["plugins.symmetry.mirror", "line 4", "left-right"]),
+    "plugin_path_escapes": ("content: photo.png\nstyle: style.png\nplugins:\n  inpainting: {mask: /etc/hostname}\n",
+                            {}, ["absolute path"]),
 }
 BAD_LOOSE = {
     "loose_symlink": ("content: photo.png\nstyle: secret.png\n", ["key 'style'", "/etc/passwd", "outside"]),
