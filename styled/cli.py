@@ -182,6 +182,8 @@ def add_plugins(subparsers: argparse._SubParsersAction) -> None:
                     "'plugins: {NAME: {OPTION: VALUE}}'.",
     )
     parser.add_argument("--plugins-dir", type=Path, metavar="DIR", help="also load every *.py in DIR")
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="also load the plugins_dir of this daemon config")
     parser.add_argument("--json", action="store_true", help="print JSON for programs")
     parser.set_defaults(func=run_plugins)
 
@@ -189,10 +191,15 @@ def add_plugins(subparsers: argparse._SubParsersAction) -> None:
 def run_plugins(args: argparse.Namespace) -> int:
     import json
 
+    plugins_dir = args.plugins_dir
+    if plugins_dir is None and args.config is not None:
+        from styled.config import load_daemon_config
+
+        plugins_dir = load_daemon_config(args.config).plugins_dir
     import_tensorflow_quietly()
     from styled.plugins import describe_plugins, make_plugin_manager, plugin_report, plugin_text
 
-    infos = describe_plugins(make_plugin_manager(args.plugins_dir))
+    infos = describe_plugins(make_plugin_manager(plugins_dir))
     if args.json:
         print(json.dumps([plugin_report(info) for info in infos], indent=2, default=str))
     else:

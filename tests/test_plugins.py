@@ -271,3 +271,11 @@ def test_the_brighten_example_makes_a_brighter_image_through_styled_render(tmp_p
     report = json.loads((tmp_path / "bright.json").read_text())
     assert "brightness" in report["history"][-1] and "brightness" in report["losses"]
     assert report["history"][-1]["brightness"] < report["history"][0]["brightness"]
+
+
+def test_styled_plugins_reads_the_daemons_plugins_dir(tmp_path, capsys):
+    config = tmp_path / "config.yaml"
+    config.write_text(f"inbox: in\noutbox: out\nfailed: failed\nwork: work\nplugins_dir: {FIXTURES / 'good'}\n")
+    assert cli.main(["plugins", "--config", str(config), "--json"]) == cli.EXIT_OK
+    names = {entry["name"] for entry in json.loads(capsys.readouterr().out)}
+    assert "brighten" in names
