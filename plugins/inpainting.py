@@ -106,10 +106,6 @@ def plugin_schema() -> PluginSchema:
     return SCHEMA
 
 
-def settings(job) -> dict[str, Any] | None:
-    given = job.plugin_options(NAME)
-    return None if given is None else SCHEMA.apply(given)
-
 
 # --- preparing the job --------------------------------------------------------------------------
 
@@ -178,7 +174,7 @@ def window_around(mask: np.ndarray, context: float) -> tuple[int, int, int, int]
 @hookimpl
 def prepare_job(job):
     """Cut the content to the window around the hole and switch the built-in content and style terms off."""
-    options = settings(job)
+    options = SCHEMA.settings(job)
     if options is None:
         return None
     if job.content is None:

@@ -184,11 +184,6 @@ def long_range_term(name: str, weight: float, chosen: Plan, targets) -> LossTerm
     return LossTerm(name, weight, fn, tuple(chosen))
 
 
-def settings(job) -> dict[str, Any] | None:
-    """This plugin's options for ``job``, checked and with defaults, or None when it is off."""
-    given = job.plugin_options(NAME)
-    return None if given is None else SCHEMA.apply(given)
-
 
 def scale_plan(job, layers: Mapping[str, Sequence[int]]) -> Plan:
     """The plan for a ScaleJob: shifts scaled to the current scale and checked against its images."""
@@ -200,7 +195,7 @@ def scale_plan(job, layers: Mapping[str, Sequence[int]]) -> Plan:
 @hookimpl
 def register_losses(job) -> list[LossTerm]:
     """The long-range term, matched to the job's style images, when the job turns the plugin on."""
-    options = settings(job)
+    options = SCHEMA.settings(job)
     if options is None:
         return []
     chosen = scale_plan(job, options["layers"])

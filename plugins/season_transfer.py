@@ -84,10 +84,6 @@ def plugin_schema() -> PluginSchema:
     return SCHEMA
 
 
-def settings(job) -> dict[str, Any] | None:
-    given = job.plugin_options(NAME)
-    return None if given is None else SCHEMA.apply(given)
-
 
 # --- presets ------------------------------------------------------------------------------------
 
@@ -112,7 +108,7 @@ def with_preset(spec, preset: Mapping[str, Any], long_range_on: bool):
 @hookimpl
 def prepare_job(job):
     """Apply the preset to the settings the job left at their defaults."""
-    options = settings(job)
+    options = SCHEMA.settings(job)
     if options is None:
         return None
     from styled.errors import PluginError
@@ -172,7 +168,7 @@ def radius_for(shape: tuple[int, ...], radius: int | None) -> int:
 @hookimpl
 def finalize_image(job, image):
     """Edge-preserving detail transfer: the result made locally affine in the content photo."""
-    options = settings(job)
+    options = SCHEMA.settings(job)
     if options is None or job.content is None or options["detail"] == 0:
         return None
     from styled import images

@@ -79,10 +79,6 @@ def plugin_schema() -> PluginSchema:
     return SCHEMA
 
 
-def settings(job) -> dict[str, Any] | None:
-    given = job.plugin_options(NAME)
-    return None if given is None else SCHEMA.apply(given)
-
 
 # --- exact --------------------------------------------------------------------------------------
 
@@ -100,7 +96,7 @@ def symmetrise(image: np.ndarray, mirror: str) -> np.ndarray:
 @hookimpl
 def prepare_job(job):
     """Exact mode: mirror the content photo too, so that the content term does not pull against the constraint."""
-    options = settings(job)
+    options = SCHEMA.settings(job)
     if options is None or options["mode"] != EXACT or job.content is None:
         return None
     content = dataclasses.replace(job.content, pixels=symmetrise(job.content.pixels, options["mirror"]))
@@ -110,7 +106,7 @@ def prepare_job(job):
 @hookimpl
 def constrain_image(job, image):
     """Exact mode: project the (1, H, W, 3) image onto the symmetric images."""
-    options = settings(job)
+    options = SCHEMA.settings(job)
     if options is None or options["mode"] != EXACT:
         return None
     return symmetrise(np.asarray(image)[0], options["mirror"])[None]
@@ -119,7 +115,7 @@ def constrain_image(job, image):
 @hookimpl
 def finalize_image(job, image):
     """Exact mode: symmetrise the final image too (colour preservation may have run after the last step)."""
-    options = settings(job)
+    options = SCHEMA.settings(job)
     if options is None or options["mode"] != EXACT:
         return None
     return symmetrise(np.asarray(image), options["mirror"])
@@ -166,7 +162,7 @@ def symmetry_term(weight: float, layers: Sequence[str], axes: Sequence[int],
 @hookimpl
 def register_losses(job) -> list[LossTerm]:
     """Statistics mode: the mirrored cross-correlation term, matched to the style images."""
-    options = settings(job)
+    options = SCHEMA.settings(job)
     if options is None or options["mode"] != STATISTICS:
         return []
     axes = tensor_axes(options["mirror"])

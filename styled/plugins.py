@@ -121,6 +121,11 @@ class PluginSchema:
             self.check(values)
         return values
 
+    def settings(self, job: Any) -> dict[str, Any] | None:
+        """The options ``job`` gave this plugin, checked and with defaults, or None when it is off."""
+        given = job.plugin_options(self.name)
+        return None if given is None else self.apply(given)
+
 
 def _apply_option(plugin: str, option: Option, value: Any, given: bool, resolve: Resolver | None) -> Any:
     try:
