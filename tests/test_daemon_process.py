@@ -139,7 +139,7 @@ def test_sd_notify_sighup_reload_and_sigint(tmp_path):
             wait_for(lambda: listener.count("WATCHDOG=1") >= 2, what="watchdog pings")
             assert any(line.startswith("STATUS=idle") for line in listener.fields())
 
-            write_job_folder(inbox, "first", {**SLOW_SPEC, "iterations": 15})
+            write_job_folder(inbox, "first", {**SLOW_SPEC, "iterations": 150})  # spans several heartbeats
             wait_for(lambda: any(line.startswith("STATUS=first: scale 1/1, iteration")
                                  for line in listener.fields()), what="a STATUS= line with the job's progress")
             wait_for(lambda: folders(outbox) == ["first"], what="the first delivery")
