@@ -33,10 +33,15 @@ def atomic_write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 
 
-def fsync_directory(path: Path) -> None:
-    """Make a rename inside ``path`` durable (POSIX needs the directory itself synced)."""
+def fsync_path(path: Path) -> None:
+    """Flush a file, or a folder's entries (POSIX needs the folder itself synced after a rename)."""
     descriptor = os.open(path, os.O_RDONLY)
     try:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def fsync_directory(path: Path) -> None:
+    """Make a rename inside ``path`` durable."""
+    fsync_path(path)

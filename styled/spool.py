@@ -41,7 +41,7 @@ import yaml
 
 from styled.config import DaemonConfig
 from styled.errors import SpoolError, StyledError
-from styled.files import atomic_write_json, atomic_write_text, fsync_directory
+from styled.files import atomic_write_json, atomic_write_text, fsync_directory, fsync_path
 
 log = logging.getLogger(__name__)
 
@@ -823,7 +823,7 @@ def submit(config: DaemonConfig, content: Path | None, styles: list[Path], overr
     try:
         for file_name, source in files.items():
             shutil.copyfile(source, temporary / file_name)
-            _fsync_file(temporary / file_name)
+            fsync_path(temporary / file_name)
         atomic_write_text(temporary / JOB_FILE, yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
         return Spool(config).place(temporary, config.inbox, name)
     except BaseException:
@@ -840,11 +840,3 @@ def _submitted_name(path: Path, role: str, used: set[str]) -> str:
                     if f"{role}-{n}-{stem}{path.suffix}" not in used)
     used.add(name)
     return name
-
-
-def _fsync_file(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
