@@ -559,10 +559,7 @@ class Spool:
                 wanted.update(value for _, value in cached_references(pending.path, self.config.max_spec_bytes))
         for name in names:
             if name not in wanted:
-                try:
-                    (self.config.inbox / name).unlink()
-                except FileNotFoundError:
-                    pass
+                (self.config.inbox / name).unlink(missing_ok=True)
 
     # --- delivery ---
 
