@@ -22,7 +22,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402 - after the TensorFlow log level is set
 
-from styled import adain, images  # noqa: E402
+from styled.engine import adain
+from styled.io import images  # noqa: E402
 
 IMAGES = Path("/work/shared/images")
 CONTENT = IMAGES / "content" / "tubingen.jpg"

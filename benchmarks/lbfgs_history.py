@@ -9,9 +9,9 @@ import argparse
 import json
 from pathlib import Path
 
-from styled.config import build_job_spec
-from styled.engine import render
-from styled.jobs import load_job, relative_to
+from styled import render
+from styled.engine.job import load_job, relative_to
+from styled.engine.spec import build_job_spec
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 CHECKPOINTS = (25, 50, 100, 150)

@@ -37,12 +37,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 from PIL import Image as PILImage  # noqa: E402
 
-from styled.config import build_job_spec  # noqa: E402
-from styled.engine import render  # noqa: E402
-from styled.images import load_image, resize_long_side, resize_to, save_image  # noqa: E402
-from styled.jobs import load_job, relative_to  # noqa: E402
+from styled import render  # noqa: E402
+from styled.engine.job import load_job, relative_to  # noqa: E402
+from styled.engine.spec import build_job_spec  # noqa: E402
+from styled.io.images import load_image, resize_long_side, resize_to, save_image  # noqa: E402
 from styled.plugins import make_plugin_manager, validate_job  # noqa: E402
-from styled_plugins import long_range, season_transfer, symmetry  # noqa: E402
+from styled.plugins.builtin import long_range, season_transfer, symmetry  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PANEL_HEIGHT = 256
@@ -179,7 +179,7 @@ def _ncc(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def demo_season_transfer(demo: Demo) -> None:
-    from styled.losses import gram
+    from styled.engine.losses import gram
 
     for content, reference in (("tree_summer", "tree_winter"), ("city_day", "city_night")):
         data = {"content": f"seasons/{content}.jpg", "style": f"seasons/{reference}.jpg"}
@@ -215,8 +215,8 @@ _EXTRACTOR = []
 
 def _extractor():
     if not _EXTRACTOR:
-        from styled.vgg import FeatureExtractor
-        from styled.weights import load_backbone
+        from styled.nets.vgg import FeatureExtractor
+        from styled.nets.weights import load_backbone
 
         _EXTRACTOR.append(FeatureExtractor(load_backbone("vgg19")))
     return _EXTRACTOR[0]

@@ -30,11 +30,12 @@ def measure(size: int, precision: str, budget: float, multiscale: bool = False) 
     import numpy as np
     import tensorflow as tf
 
-    from styled.config import build_job_spec
-    from styled.engine import RenderOptions, render
-    from styled.jobs import load_job, relative_to
-    from styled.vgg import FeatureExtractor
-    from styled.weights import load_backbone
+    from styled import render
+    from styled.engine.job import load_job, relative_to
+    from styled.engine.spec import build_job_spec
+    from styled.engine.types import RenderOptions
+    from styled.nets.vgg import FeatureExtractor
+    from styled.nets.weights import load_backbone
 
     spec = build_job_spec({"content": str(CONTENT), "style": [str(STYLE)], "size": size, "scales": 1,
                            "precision": precision, "iterations": WARMUP_ITERATIONS + TIMED_ITERATIONS})
@@ -101,11 +102,11 @@ def _float32_loss(job, image) -> float:
 
     import tensorflow as tf
 
-    from styled.engine import _Run, _scale_job, collect_terms, compile_loss  # noqa: PLC2701
-    from styled.devices import resolve_device
+    from styled.engine.gatys import _Run, _scale_job, collect_terms, compile_loss  # noqa: PLC2701
+    from styled.nets.devices import resolve_device
+    from styled.nets.vgg import FeatureExtractor
+    from styled.nets.weights import load_backbone
     from styled.plugins import make_plugin_manager
-    from styled.vgg import FeatureExtractor
-    from styled.weights import load_backbone
 
     job32 = dataclasses.replace(job, spec=dataclasses.replace(job.spec, precision="float32"))
     extractor = FeatureExtractor(load_backbone("vgg19"), "avg", tf.float32)

@@ -13,13 +13,13 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-from PIL import Image as PILImage, ImageDraw
+from PIL import Image as PILImage
+from PIL import ImageDraw
 
-from styled.config import build_job_spec
-from styled.engine import render
-from styled.images import load_image, resize_to, save_image
-from styled.jobs import load_job, relative_to
+from styled import render
+from styled.engine.job import load_job, relative_to
+from styled.engine.spec import build_job_spec
+from styled.io.images import load_image, save_image
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "images"
 CONTENT = SHARED / "content" / "tubingen.jpg"

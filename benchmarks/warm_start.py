@@ -22,10 +22,11 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from styled import adain  # noqa: E402 - after the TensorFlow log level is set
-from styled.config import build_job_spec  # noqa: E402
-from styled.engine import Progress, RenderOptions, render  # noqa: E402
-from styled.jobs import load_job, relative_to  # noqa: E402
+from styled import render
+from styled.engine import adain  # noqa: E402 - after the TensorFlow log level is set
+from styled.engine.job import load_job, relative_to  # noqa: E402
+from styled.engine.spec import build_job_spec  # noqa: E402
+from styled.engine.types import Progress, RenderOptions  # noqa: E402
 
 IMAGES = Path("/work/shared/images")
 PAIRS = (

@@ -1,30 +1,33 @@
 """styled: turn photos into paintings with neural style transfer.
 
 The public API is ``hookimpl``, ``LossTerm`` and ``render()``; nothing else is promised.
+docs/architecture.md shows the layers behind them.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from styled.hookspecs import hookimpl
+from styled.engine.types import LossTerm
+from styled.plugins.hookspecs import hookimpl
 
 __version__ = "0.1.0"
 __all__ = ["LossTerm", "hookimpl", "render", "__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from styled.engine import render
-    from styled.losses import LossTerm
+    import pluggy
+
+    from styled.engine.job import Job
+    from styled.engine.types import RenderOptions, Result
 
 
-def __getattr__(name: str) -> Any:
-    """Import TensorFlow only when the engine is actually used, so ``styled --help`` is quick."""
-    if name == "LossTerm":
-        from styled.losses import LossTerm
+def render(job: Job, plugins: pluggy.PluginManager | None = None, options: RenderOptions | None = None) -> Result:
+    """Render ``job``; ``plugins`` defaults to the built-in and first-party plugins (and entry points).
 
-        return LossTerm
-    if name == "render":
-        from styled.engine import render
+    TensorFlow loads here, on the first render, so that ``styled --help`` and bad input are quick.
+    """
+    from styled.engine.render import render as render_job
+    from styled.plugins.manager import make_plugin_manager
 
-        return render
-    raise AttributeError(f"module 'styled' has no attribute {name!r}")
+    return render_job(job, plugins or make_plugin_manager(), options)
+

@@ -76,7 +76,8 @@ def add_render(subparsers: argparse._SubParsersAction) -> None:
 
 def _render_spec_data(args: argparse.Namespace) -> tuple[dict, dict[str, int], Path]:
     """Merge --job, the positional images and the flags into raw spec keys (not yet validated)."""
-    from styled.config import apply_overrides, load_job_file
+    from styled.engine.spec import load_job_file
+    from styled.settings.sources import apply_overrides
 
     data, lines, base = {}, {}, Path.cwd()
     if args.job is not None:
@@ -98,10 +99,10 @@ def _render_spec_data(args: argparse.Namespace) -> tuple[dict, dict[str, int], P
 
 
 def run_render(args: argparse.Namespace) -> int:
-    from styled.config import build_job_spec
-    from styled.files import atomic_write_json
-    from styled.images import save_image
-    from styled.jobs import load_job, relative_to
+    from styled.engine.job import load_job, relative_to
+    from styled.engine.spec import build_job_spec
+    from styled.io.files import atomic_write_json
+    from styled.io.images import save_image
 
     data, lines, base = _render_spec_data(args)
     if not args.images and "style" not in data:
@@ -111,8 +112,9 @@ def run_render(args: argparse.Namespace) -> int:
     _check_output_suffix(args.output)
     job = load_job(spec, relative_to(base), name=args.output.stem)
     import_tensorflow_quietly()  # only now: bad input above is reported without the wait
-    from styled.engine import RenderOptions, render
-    from styled.plugins import make_plugin_manager, validate_job
+    from styled.engine.render import render
+    from styled.engine.types import RenderOptions
+    from styled.plugins.manager import make_plugin_manager, validate_job
 
     plugins = make_plugin_manager(args.plugins_dir)
     job = validate_job(plugins, job, relative_to(base), lines=lines, source=source)
@@ -127,7 +129,7 @@ def run_render(args: argparse.Namespace) -> int:
 
 
 def _check_output_suffix(path: Path) -> None:
-    from styled.images import SAVE_FORMATS
+    from styled.io.images import SAVE_FORMATS
 
     if path.suffix.lower() not in SAVE_FORMATS:
         raise ImageError(f"cannot write '{path.suffix or 'no suffix'}' images", where=str(path),
@@ -154,20 +156,17 @@ class ProgressBar:
             return
         from tqdm import tqdm
 
+        from styled.engine.types import clock
+
         if progress.scale != self._scale:
             if self._bar is not None:
                 self._bar.close()
             self._scale = progress.scale
             self._bar = tqdm(total=progress.iterations, unit="it", leave=True, dynamic_ncols=True,
                              desc=f"scale {progress.scale}/{progress.scales} {progress.width}x{progress.height}")
-        eta = "?" if progress.eta is None else _clock(progress.eta)
+        eta = clock(progress.eta)
         self._bar.set_postfix_str(f"loss {progress.loss:.4g}, total eta {eta}", refresh=False)
         self._bar.update(progress.iteration - self._bar.n)
-
-
-def _clock(seconds: float) -> str:
-    minutes, seconds = divmod(int(round(seconds)), 60)
-    return f"{minutes}:{seconds:02d}"
 
 
 # --- plugins ------------------------------------------------------------------------------------
@@ -193,11 +192,16 @@ def run_plugins(args: argparse.Namespace) -> int:
 
     plugins_dir = args.plugins_dir
     if plugins_dir is None and args.config is not None:
-        from styled.config import load_daemon_config
+        from styled.daemon.config import load_daemon_config
 
         plugins_dir = load_daemon_config(args.config).plugins_dir
     import_tensorflow_quietly()
-    from styled.plugins import describe_plugins, make_plugin_manager, plugin_report, plugin_text
+    from styled.plugins.manager import (
+        describe_plugins,
+        make_plugin_manager,
+        plugin_report,
+        plugin_text,
+    )
 
     infos = describe_plugins(make_plugin_manager(plugins_dir))
     if args.json:
@@ -231,8 +235,8 @@ def add_serve(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from styled.config import load_daemon_config
-    from styled.daemon import Daemon
+    from styled.daemon.config import load_daemon_config
+    from styled.daemon.service import Daemon
 
     config = load_daemon_config(args.config)  # a bad config fails fast, before TensorFlow loads
     import_tensorflow_quietly()
@@ -258,8 +262,8 @@ def add_submit(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_submit(args: argparse.Namespace) -> int:
-    from styled.config import load_daemon_config
-    from styled.spool import submit
+    from styled.daemon.config import load_daemon_config
+    from styled.daemon.submit import submit
 
     paths = [Path(p) for p in args.images]
     if not args.texture and len(paths) < 2:
@@ -284,8 +288,8 @@ def add_status(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from styled.config import load_daemon_config
-    from styled.status import format_json, format_status, read_status
+    from styled.daemon.config import load_daemon_config
+    from styled.daemon.status import format_json, format_status, read_status
 
     status = read_status(load_daemon_config(args.config))
     sys.stdout.write(format_json(status) if args.json else format_status(status) + "\n")

@@ -1,8 +1,9 @@
-"""Specific exceptions raised by the library. Only ``styled.cli`` turns them into exit codes."""
+"""Every exception type of the library, with its kind. Only ``styled.cli`` turns them into exit codes."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import ClassVar
 
 
 @dataclass
@@ -17,7 +18,8 @@ class StyledError(Exception):
     key: str | None = None
     line: int | None = None
     hint: str | None = None
-    kind: str = field(default="error", init=False)
+    #: What error.json calls this kind of error; each subclass names its own.
+    kind: ClassVar[str] = "error"
 
     def __post_init__(self) -> None:
         super().__init__(self.message)
@@ -50,50 +52,69 @@ class StyledError(Exception):
         }
 
 
-@dataclass
 class JobSpecError(StyledError):
     """A job spec (YAML or --set) is malformed, has an unknown key, or a bad value."""
 
-    kind: str = field(default="job_spec", init=False)
+    kind = "job_spec"
 
 
-@dataclass
 class ConfigError(StyledError):
     """The daemon configuration is invalid."""
 
-    kind: str = field(default="config", init=False)
+    kind = "config"
 
 
-@dataclass
 class ImageError(StyledError):
     """An image is missing, unreadable, too large, or in a format we do not accept."""
 
-    kind: str = field(default="image", init=False)
+    kind = "image"
 
 
-@dataclass
 class WeightsError(StyledError):
     """Network weights are missing, malformed, or refused by the restricted unpickler."""
 
-    kind: str = field(default="weights", init=False)
+    kind = "weights"
 
 
-@dataclass
 class DeviceError(StyledError):
     """The requested device does not exist on this machine."""
 
-    kind: str = field(default="device", init=False)
+    kind = "device"
 
 
-@dataclass
 class PluginError(StyledError):
     """A plugin is unknown, failed to load, or was given bad options."""
 
-    kind: str = field(default="plugin", init=False)
+    kind = "plugin"
 
 
-@dataclass
 class SpoolError(StyledError):
     """A job in the spool cannot be taken (bad name, escaping path, oversize spec)."""
 
-    kind: str = field(default="spool", init=False)
+    kind = "spool"
+
+
+class PoisonJobError(SpoolError):
+    """A job took the worker down ``max_attempts`` times."""
+
+    kind = "poison"
+
+
+class RenderFailed(StyledError):
+    """The engine raised something that is not a StyledError: a bug, or the device gave up."""
+
+    kind = "render"
+
+
+ERROR_TYPES: tuple[type[StyledError], ...] = (
+    JobSpecError, ConfigError, ImageError, WeightsError, DeviceError, PluginError, SpoolError, PoisonJobError,
+    RenderFailed,
+)
+
+
+def error_from_dict(data: dict) -> StyledError:
+    """Rebuild an error saved as ``as_dict()`` (state.json, error.json): its kind survives."""
+    kinds = {cls.kind: cls for cls in ERROR_TYPES}
+    cls = kinds.get(data.get("error"), SpoolError)
+    return cls(message=data.get("message", "unknown error"), where=data.get("file"), key=data.get("key"),
+               line=data.get("line"), hint=data.get("hint"))

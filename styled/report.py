@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from styled.files import atomic_write_bytes, atomic_write_json
+from styled.io.files import atomic_write_bytes, atomic_write_json
 
 if TYPE_CHECKING:  # pragma: no cover
-    from styled.engine import Result
-    from styled.jobs import Job
+    from styled.engine.job import Job
+    from styled.engine.types import Result
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def sheet_panels(job: Job, result_image: np.ndarray) -> list[tuple[str, np.ndarr
 
 
 def save_contact_sheet(path: Path, job: Job, result_image: np.ndarray) -> None:
-    from styled.images import save_image
+    from styled.io.images import save_image
 
     height = min(SHEET_PANEL_HEIGHT, max(result_image.shape[0], SHEET_PANEL_HEIGHT // 2))
     save_image(path, contact_sheet(sheet_panels(job, result_image), height))
@@ -114,7 +114,7 @@ def _label(image: Any, fallback: str) -> str:
 
 
 def _to_height(pixels: np.ndarray, height: int) -> np.ndarray:
-    from styled.images import resize_to
+    from styled.io.images import resize_to
 
     width = max(1, round(pixels.shape[1] * height / pixels.shape[0]))
     return resize_to(np.asarray(pixels, np.float32), width, height)

@@ -120,8 +120,8 @@ def work_state(work: Path, name: str) -> dict[str, Any]:
 @contextmanager
 def daemon_thread(config_path: Path, *, once: bool = False) -> Iterator[Any]:
     """Run a Daemon on a thread; stop and join it on exit, re-raising anything it raised."""
-    from styled.config import load_daemon_config
-    from styled.daemon import Daemon
+    from styled.daemon.config import load_daemon_config
+    from styled.daemon.service import Daemon
 
     daemon = Daemon(load_daemon_config(config_path), once=once, manage_log_level=False)
     failure: list[BaseException] = []

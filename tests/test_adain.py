@@ -18,10 +18,11 @@ import pytest
 import tensorflow as tf
 from PIL import Image as PILImage
 
-from styled import adain, engine
-from styled.config import JobSpec
-from styled.jobs import Job
-from styled.images import Image, rgb_to_yiq
+from styled.engine import adain
+from styled.engine.job import Job
+from styled.engine.spec import JobSpec
+from styled.io.colour import rgb_to_yiq
+from styled.io.images import Image
 
 FIXTURE = Path(__file__).parent / "fixtures" / "adain_reference.npz"
 #: The issue's tolerance against the PyTorch reference, per pixel and channel.
@@ -175,7 +176,7 @@ def test_blend_statistics_interpolate_linearly():
 
 def test_render_method_adain_gives_a_normal_result(reference):
     job = make_job(reference["content"], reference["style"], size=40, preserve_colors=True, precision="auto")
-    result = engine.render(job)
+    result = styled.render(job)
     assert result.image.shape == (40, 40, 3)
     assert (result.iterations, result.losses, result.history) == (0, {}, [])
     report = json.loads(json.dumps(result.report()))
@@ -193,7 +194,7 @@ def test_init_adain_starts_the_optimiser_from_the_adain_image(reference):
     """With no iterations the optimiser returns its starting point, which must be the AdaIN result."""
     job = make_job(reference["content"], reference["style"], method="gatys", init="adain", iterations=0,
                    scales=1, size=48)
-    started = engine.render(job).image
+    started = styled.render(job).image
     direct = adain.stylize(replace(job, spec=replace(job.spec, method="adain")), 48).image
     np.testing.assert_allclose(started, direct, atol=1e-6)
 
@@ -215,7 +216,13 @@ def test_write_preview_never_raises(reference, tmp_path):
 
 
 def test_the_daemon_delivers_an_adain_job_like_any_other(tmp_path):
-    from daemon_support import daemon_thread, folders, wait_for, write_config, write_job_folder
+    from daemon_support import (
+        daemon_thread,
+        folders,
+        wait_for,
+        write_config,
+        write_job_folder,
+    )
 
     config_path = write_config(tmp_path)
     write_job_folder(tmp_path / "inbox", "quick", {"content": "photo.png", "style": "style.png", "size": 32,

@@ -4,17 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from styled.config import (
-    DEFAULT_STYLE_LAYERS,
-    JobSpec,
-    apply_overrides,
-    auto_scale_count,
-    build_job_spec,
-    load_job_file,
-    merge_defaults,
-    parse_yaml,
-)
+from styled.engine.spec import JobSpec, auto_scale_count, build_job_spec, load_job_file
 from styled.errors import JobSpecError
+from styled.nets.layers import STYLE_LAYERS as DEFAULT_STYLE_LAYERS
+from styled.settings.sources import apply_overrides, merge_defaults, parse_yaml
 
 
 def spec(**keys) -> JobSpec:

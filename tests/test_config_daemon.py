@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from styled.config import (
-    DAEMON_RULES,
+from styled.daemon.config import (
+    DAEMON_FIELDS,
     DEFAULT_MAX_IMAGE_PIXELS,
     DaemonConfig,
     load_daemon_config,
@@ -114,7 +114,7 @@ def test_missing_file_and_non_mapping(tmp_path):
 
 
 def test_default_pixel_limit_matches_the_image_loader():
-    from styled.images import DEFAULT_MAX_PIXELS
+    from styled.io.images import DEFAULT_MAX_PIXELS
 
     assert DEFAULT_MAX_IMAGE_PIXELS == DEFAULT_MAX_PIXELS
 
@@ -126,7 +126,7 @@ def test_shipped_config_is_valid_and_documents_every_key():
     assert config.inbox == REPO / "examples" / "inbox"
     text = path.read_text()
     data = yaml.safe_load(text)
-    keys = set(DAEMON_RULES)
+    keys = {field.name for field in DAEMON_FIELDS}
     assert set(data) == keys, f"config.yaml should set every key; missing {keys - set(data)}"
     lines = text.splitlines()
     for key in keys:
@@ -136,6 +136,6 @@ def test_shipped_config_is_valid_and_documents_every_key():
 
 def test_every_key_is_documented_in_docs_daemon():
     text = (REPO / "docs" / "daemon.md").read_text()
-    keys = DAEMON_RULES
+    keys = [field.name for field in DAEMON_FIELDS]
     missing = [key for key in keys if f"`{key}`" not in text]
     assert not missing, f"docs/daemon.md does not document {missing}"

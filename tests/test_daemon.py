@@ -25,10 +25,10 @@ from daemon_support import (
 )
 from PIL import Image as PILImage
 
-from styled.config import load_daemon_config
-from styled.daemon import Daemon, InboxEvents
+from styled.daemon.config import load_daemon_config
+from styled.daemon.sdnotify import Notifier
+from styled.daemon.service import Daemon, InboxEvents
 from styled.errors import PluginError
-from styled.sdnotify import Notifier
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -314,7 +314,7 @@ def test_events_wake_the_daemon_and_periodic_rescans_find_what_events_missed(tmp
 
 
 def test_an_optimisation_job_gets_an_adain_preview_while_it_renders(tmp_path):
-    from styled.status import read_status
+    from styled.daemon.status import read_status
 
     config_path = write_config(tmp_path, checkpoint_seconds=60)
     inbox, work, outbox = tmp_path / "inbox", tmp_path / "work", tmp_path / "outbox"

@@ -81,7 +81,7 @@ def test_a_job_that_keeps_taking_the_daemon_down_goes_to_failed_as_poison(tmp_pa
 
 
 def test_sigterm_checkpoints_the_running_job_and_exits_0(tmp_path):
-    from styled.engine import Checkpoint
+    from styled.engine.types import Checkpoint
 
     config_path = write_config(tmp_path, checkpoint_seconds=600)  # only the stop writes one
     job = tmp_path / "work" / "stopping"

@@ -7,11 +7,12 @@ import time
 import numpy as np
 import pytest
 
-from styled.config import build_job_spec
-from styled.engine import Checkpoint, RenderOptions, render
+from styled import render
+from styled.engine.job import load_job, relative_to
+from styled.engine.spec import build_job_spec
+from styled.engine.types import Checkpoint, RenderOptions
 from styled.errors import DeviceError
-from styled.images import resize_to, rgb_to_yiq
-from styled.jobs import load_job, relative_to
+from styled.io.images import resize_to, rgb_to_yiq
 
 QUICK = {"size": 48, "scales": 1, "iterations": 12, "precision": "float32"}
 

@@ -12,12 +12,18 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from styled import LossTerm, hookimpl
-from styled.config import build_job_spec
-from styled.engine import render
+from styled import LossTerm, hookimpl, render
+from styled.engine.job import load_job, relative_to
+from styled.engine.spec import build_job_spec
 from styled.errors import PluginError
-from styled.jobs import load_job, relative_to
-from styled.plugins import Option, PluginSchema, hook_names, make_plugin_manager, number, validate_job_plugins
+from styled.plugins import (
+    Option,
+    PluginSchema,
+    make_plugin_manager,
+    number,
+    validate_job_plugins,
+)
+from styled.plugins.manager import hook_names
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
 TESTS = Path(__file__).resolve().parent
@@ -36,7 +42,7 @@ def documented_hooks() -> dict[str, str]:
 def test_plugin_hooks_are_documented(hook):
     import inspect
 
-    from styled import hookspecs
+    from styled.plugins import hookspecs
 
     documented = documented_hooks()
     assert hook in documented, f"docs/plugins.md has no heading '## {hook}(...)'"
@@ -96,7 +102,7 @@ def test_hook_plugin_schema(pm, registered):
     registered(Sparkle(), "sparkle_plugin")
     spec = build_job_spec({"style": "a.jpg", "plugins": {"sparkle": {}}})
     assert validate_job_plugins(pm, spec).plugins == {"sparkle": {"amount": 0.5}}
-    with pytest.raises(PluginError, match="must be between 0.0 and 1.0, got 3"):
+    with pytest.raises(PluginError, match="must be at least 0.0 and at most 1.0, got 3"):
         validate_job_plugins(pm, build_job_spec({"style": "a.jpg", "plugins": {"sparkle": {"amount": 3}}}))
 
 

@@ -13,17 +13,14 @@ from PIL import ExifTags
 from PIL import Image as PILImage
 
 from styled.errors import ImageError
-from styled.images import (
+from styled.io.colour import match_luminance, preserve_colors, rgb_to_yiq, yiq_to_rgb
+from styled.io.images import (
     ALLOWED_FORMATS,
     Image,
     load_image,
-    match_luminance,
-    preserve_colors,
     resize_long_side,
     resize_to,
-    rgb_to_yiq,
     save_image,
-    yiq_to_rgb,
 )
 
 WIDTH, HEIGHT = 40, 24

@@ -6,16 +6,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import shared_image, tiny_copy
 from PIL import Image as PILImage
 
-from conftest import shared_image, tiny_copy
-from styled import cli
-from styled.config import build_job_spec
-from styled.engine import render
+from styled import cli, render
+from styled.engine.job import load_job, relative_to
+from styled.engine.spec import build_job_spec
 from styled.errors import PluginError
-from styled.jobs import load_job, relative_to
+from styled.nets.layers import block_of
 from styled.plugins import make_plugin_manager, validate_job
-from styled_plugins import inpainting, long_range
+from styled.plugins.builtin import inpainting, long_range
 
 
 def pixels(path: Path) -> np.ndarray:
@@ -107,6 +107,6 @@ def test_the_feature_mask_matches_the_feature_map(layer):
     mask[10:20, 30:40] = True
     cells = inpainting.feature_mask(mask, layer)
     assert cells.shape == (long_range.feature_length(37, layer), long_range.feature_length(50, layer))
-    stride = 2 ** (long_range.block_of(layer) - 1)
+    stride = 2 ** (block_of(layer) - 1)
     assert cells[15 // stride, 35 // stride]  # the hole
     assert not cells[0, 0]  # far from it

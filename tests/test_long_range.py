@@ -10,13 +10,12 @@ import pytest
 import tensorflow as tf
 from PIL import Image as PILImage
 
-from styled import cli
-from styled.config import build_job_spec
-from styled.engine import render
-from styled.jobs import load_job, relative_to
-from styled.losses import gram
+from styled import cli, render
+from styled.engine.job import load_job, relative_to
+from styled.engine.losses import gram
+from styled.engine.spec import build_job_spec
 from styled.plugins import make_plugin_manager
-from styled_plugins import long_range
+from styled.plugins.builtin import long_range
 
 #: Tiny textures from noise: Adam with a large step converges steadily in a few dozen iterations.
 ADAM_RATE = 0.05

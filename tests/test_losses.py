@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from styled.losses import blend_grams, content_loss, gram, gram_loss, tv_loss
+from styled.engine.losses import blend_grams, content_loss, gram, gram_loss, tv_loss
 
 
 def random_features(seed: int, shape=(1, 6, 5, 4)) -> tf.Tensor:

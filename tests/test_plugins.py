@@ -10,24 +10,27 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import shared_image, tiny_copy
 from PIL import Image as PILImage
 
-from conftest import shared_image, tiny_copy
 from styled import cli
-from styled.config import build_job_spec, parse_yaml
+from styled.engine.job import relative_to
+from styled.engine.spec import build_job_spec
 from styled.errors import PluginError
-from styled.jobs import relative_to
 from styled.plugins import (
-    BUILT_IN,
-    DEFAULT_PLUGINS,
-    FIRST_PARTY_PLUGINS,
     Option,
     PluginSchema,
-    describe_plugins,
     make_plugin_manager,
     one_of,
     validate_job_plugins,
 )
+from styled.plugins.manager import (
+    BUILT_IN,
+    DEFAULT_PLUGINS,
+    FIRST_PARTY_PLUGINS,
+    describe_plugins,
+)
+from styled.settings.sources import parse_yaml
 
 FIXTURES = Path(__file__).parent / "plugin_fixtures"
 
@@ -58,8 +61,8 @@ def test_load_order_is_built_ins_first_party_plugins_dir_then_entry_points(tmp_p
         names = [name for name, _ in pm.list_name_plugin()]
         assert names == [*DEFAULT_PLUGINS, *FIRST_PARTY_PLUGINS, "brighten", "shout"]
         origins = {info.name: info.origin for info in describe_plugins(pm)}
-        assert origins["styled.losses"] == BUILT_IN
-        assert origins["symmetry"] == "first-party: styled_plugins.symmetry"
+        assert origins["gatys"] == f"{BUILT_IN}: styled.plugins.builtin.gatys"
+        assert origins["symmetry"] == "first-party: styled.plugins.builtin.symmetry"
         assert origins["brighten"].startswith("plugins dir: ") and origins["brighten"].endswith("brighten.py")
         assert origins["shout"] == "entry point: styled-shout 0.1"
     finally:
@@ -88,8 +91,8 @@ def make_distribution(site: Path, dist: str, name: str) -> Path:
 
 
 def test_an_entry_point_plugin_is_loaded_validated_and_runs(tmp_path, monkeypatch, tiny_images):
-    from styled.engine import render
-    from styled.jobs import load_job
+    from styled import render
+    from styled.engine.job import load_job
 
     monkeypatch.syspath_prepend(str(make_distribution(tmp_path / "site", "styled-shout", "shout")))
     try:
@@ -129,7 +132,7 @@ def test_two_plugins_with_one_name_are_refused(tmp_path):
     (tmp_path / "symmetry.py").write_text("")
     with pytest.raises(PluginError, match="two plugins are called 'symmetry'") as caught:
         make_plugin_manager(tmp_path)
-    assert "styled_plugins.symmetry" in caught.value.hint
+    assert "styled.plugins.builtin.symmetry" in caught.value.hint
 
 
 def test_a_missing_plugins_dir_is_an_error(tmp_path):
@@ -138,7 +141,7 @@ def test_a_missing_plugins_dir_is_an_error(tmp_path):
 
 
 def test_first_party_plugins_import_from_any_working_directory(tmp_path):
-    code = "import styled_plugins.long_range, styled_plugins.inpainting; print(styled_plugins.long_range.NAME)"
+    code = "import styled.plugins.builtin.long_range, styled.plugins.builtin.inpainting; print(styled.plugins.builtin.long_range.NAME)"
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "long_range"
@@ -155,7 +158,7 @@ def test_an_unknown_plugin_names_the_key_and_lists_the_available_ones(pm):
     assert "did you mean 'symmetry'?" in error.hint
     for name in FIRST_PARTY_PLUGINS:
         assert name in error.hint
-    assert "styled.losses" not in error.hint  # the built-ins are always on, not selectable
+    assert "gatys" not in error.hint  # the built-ins are always on, not selectable
 
 
 def test_a_bad_option_value_names_key_value_allowed_values_and_line(pm):
@@ -229,7 +232,7 @@ def test_render_refuses_a_bad_option_with_one_clear_line(tiny_images, tmp_path, 
 def test_styled_plugins_lists_name_origin_hooks_and_options(capsys):
     assert cli.main(["plugins", "--plugins-dir", str(FIXTURES / "good")]) == cli.EXIT_OK
     text = capsys.readouterr().out
-    assert "symmetry  (first-party: styled_plugins.symmetry)" in text
+    assert "symmetry  (first-party: styled.plugins.builtin.symmetry)" in text
     assert "hooks: constrain_image, finalize_image, plugin_schema, prepare_job, register_losses" in text
     assert "mirror  which mirror: left-right, top-bottom or both (default: left-right)" in text
     assert "brighten  (plugins dir: " in text
@@ -239,7 +242,7 @@ def test_styled_plugins_lists_name_origin_hooks_and_options(capsys):
 def test_styled_plugins_json(capsys):
     assert cli.main(["plugins", "--json"]) == cli.EXIT_OK
     listing = {entry["name"]: entry for entry in json.loads(capsys.readouterr().out)}
-    assert listing["styled.losses"]["selectable"] is False
+    assert listing["gatys"]["selectable"] is False
     inpainting = listing["inpainting"]
     assert "prepare_job" in inpainting["hooks"]
     assert [o["name"] for o in inpainting["options"]][:3] == ["mask", "region", "source"]

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image as PILImage
 
 from styled import report
-from styled.images import Image
+from styled.io.images import Image
 
 RED, GREEN, BLUE = (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)
 

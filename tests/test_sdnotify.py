@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from styled.sdnotify import Notifier, socket_address
+from styled.daemon.sdnotify import Notifier, socket_address
 
 
 @pytest.fixture

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import shared_image, tiny_copy
-from styled.config import build_job_spec
-from styled.engine import render
+
+from styled import render
+from styled.engine.job import load_job, relative_to
+from styled.engine.spec import build_job_spec
 from styled.errors import PluginError
-from styled.images import load_image, resize_to
-from styled.jobs import load_job, relative_to
+from styled.io.images import load_image, resize_to
 from styled.plugins import make_plugin_manager
-from styled_plugins import season_transfer
+from styled.plugins.builtin import season_transfer
 
 
 def test_the_guided_filter_reproduces_a_source_that_is_affine_in_the_guide():

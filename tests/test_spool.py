@@ -10,23 +10,15 @@ import pytest
 import yaml
 from daemon_support import make_image, write_config
 
-from styled.config import load_daemon_config
+from styled.daemon.config import load_daemon_config
+from styled.daemon.inbox import Settler, readiness, scan_inbox
+from styled.daemon.lock import SpoolLock, holder_pid
+from styled.daemon.paths import check_output_name, confine, job_name
+from styled.daemon.spool import Spool, WorkJob
+from styled.daemon.state import Status
+from styled.daemon.submit import submit
 from styled.errors import ImageError, JobSpecError, SpoolError
-from styled.spool import (
-    Settler,
-    Spool,
-    SpoolLock,
-    Status,
-    WorkJob,
-    check_output_name,
-    confine,
-    holder_pid,
-    job_name,
-    readiness,
-    rename_no_replace,
-    scan_inbox,
-    submit,
-)
+from styled.io.files import rename_no_replace
 
 SUFFIXES = (".png", ".jpg", ".tif")
 
@@ -174,8 +166,8 @@ def test_claim_moves_a_job_folder_into_work_with_one_rename(spool):
     assert work.path == spool.config.work / "portrait"
     assert (work.job_dir / "job.yaml").exists() and (work.job_dir / "a.png").exists()
     state = work.state()
-    assert state["status"] == Status.QUEUED and state["attempts"] == 0 and len(state["id"]) == 32
-    assert state["received"] == "2026-01-01T00:00:00+00:00" and state["kind"] == "folder"
+    assert state.status == Status.QUEUED and state.attempts == 0 and len(state.id) == 32
+    assert state.received == "2026-01-01T00:00:00+00:00" and state.kind == "folder"
 
 
 def test_claim_picks_a_new_work_name_when_taken(spool):
@@ -208,7 +200,7 @@ def test_loose_image_linked_outside_the_inbox_is_never_copied(spool):
     (inbox / "sneaky.yaml").write_text("content: photo.png\nstyle: secret.png\n")
     work = spool.claim(pending_named(inbox, "sneaky.yaml"))
     assert not (work.job_dir / "secret.png").exists()
-    error = work.state()["claim_error"]
+    error = work.state().claim_error
     assert error["key"] == "style" and "/etc/passwd" in error["message"]
 
 
@@ -217,7 +209,7 @@ def test_a_linked_job_folder_is_claimed_as_a_link_with_an_error(spool, tmp_path)
     outside.mkdir()
     (spool.config.inbox / "linked").symlink_to(outside)
     work = spool.claim(pending_named(spool.config.inbox, "linked"))
-    assert work.job_dir.is_symlink() and "symbolic link" in work.state()["claim_error"]["message"]
+    assert work.job_dir.is_symlink() and "symbolic link" in work.state().claim_error["message"]
     assert outside.exists()
 
 
@@ -238,8 +230,9 @@ def test_recovery_undoes_a_claim_that_crashed_before_its_rename(spool):
     job_folder(inbox, "job")
     crashed = WorkJob(spool.config.work / "job")
     crashed.path.mkdir()
-    crashed.save_state({"id": "x" * 32, "name": "job", "kind": "folder", "spec": "job.yaml",
-                        "status": Status.CLAIMING, "release": []})
+    crashed.state_path.write_text(json.dumps({"id": "x" * 32, "name": "job", "kind": "folder", "spec": "job.yaml",
+                                              "source": str(inbox / "job"), "status": Status.CLAIMING,
+                                              "release": []}))
     assert spool.recover() == []
     assert not crashed.path.exists() and (inbox / "job" / "job.yaml").exists()
 
@@ -252,7 +245,7 @@ def test_recovery_completes_a_claim_that_crashed_after_its_rename(spool):
     make_image(inbox / "photo.png")  # as if the crash came before the inbox was tidied
     work.update(status=Status.CLAIMING)
     assert spool.recover() == [work]
-    assert work.state()["status"] == Status.QUEUED and not (inbox / "photo.png").exists()
+    assert work.state().status == Status.QUEUED and not (inbox / "photo.png").exists()
 
 
 def test_recovery_never_delivers_a_delivered_job_again(spool):
@@ -261,7 +254,7 @@ def test_recovery_never_delivers_a_delivered_job_again(spool):
     state = work.update(status=Status.DELIVERING)
     delivered = spool.config.outbox / "done"
     delivered.mkdir()
-    (delivered / "report.json").write_text(json.dumps({"job": {"id": state["id"]}}))
+    (delivered / "report.json").write_text(json.dumps({"job": {"id": state.id}}))
     (spool.config.outbox / ".done.tmp-abc").mkdir()  # a half-built delivery of another crash
     assert spool.recover() == []
     assert not work.path.exists() and not (spool.config.outbox / ".done.tmp-abc").exists()
@@ -285,10 +278,14 @@ def test_place_adds_a_numeric_suffix_and_never_replaces(spool, tmp_path):
     outbox = spool.config.outbox
     (outbox / "job").mkdir()
     (outbox / "job-2").mkdir()
-    built = spool.temporary_folder(outbox, "job")
-    (built / "result.png").write_text("x")
-    assert spool.place(built, outbox, "job") == outbox / "job-3"
-    assert (outbox / "job-3" / "result.png").exists() and not built.exists()
+    seen = []
+
+    def fill(folder):
+        (folder / "result.png").write_text("x")
+        seen.append(folder)
+
+    assert spool.publish(outbox, "job", fill) == outbox / "job-3"
+    assert (outbox / "job-3" / "result.png").exists() and not seen[0].exists()
 
 
 def test_rename_no_replace_refuses_even_an_empty_target(tmp_path):
@@ -304,7 +301,7 @@ def test_fail_moves_the_inputs_untouched_with_both_error_files(spool):
     folder = job_folder(inbox, "broken", "content: a.png\nsize: huge\n")
     original = {p.name: p.read_bytes() for p in folder.iterdir()}
     work = spool.claim(pending_named(inbox, "broken"))
-    job_id = work.state()["id"]
+    job_id = work.state().id
     error = JobSpecError("must be a whole number", where="inbox/broken/job.yaml", key="size", line=2)
     target = spool.fail(work, error.as_dict(), "The job failed: size must be a whole number\n")
     assert target == spool.config.failed / "broken"

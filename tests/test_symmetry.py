@@ -9,15 +9,14 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import shared_image, tiny_copy
 from PIL import Image as PILImage
 
-from conftest import shared_image, tiny_copy
-from styled import cli
-from styled.config import build_job_spec
-from styled.engine import render
-from styled.jobs import load_job, relative_to
+from styled import cli, render
+from styled.engine.job import load_job, relative_to
+from styled.engine.spec import build_job_spec
 from styled.plugins import make_plugin_manager
-from styled_plugins import symmetry
+from styled.plugins.builtin import symmetry
 
 
 def saved(path: Path) -> np.ndarray:
@@ -58,8 +57,8 @@ def test_exact_mode_both_mirrors_on_a_texture_over_two_scales(tmp_path):
 
 
 def test_statistics_target_is_the_papers_for_a_symmetric_source():
-    from styled.vgg import FeatureExtractor
-    from styled.weights import load_backbone
+    from styled.nets.vgg import FeatureExtractor
+    from styled.nets.weights import load_backbone
 
     extractor = FeatureExtractor(load_backbone("vgg19"))
     half = np.random.default_rng(1).uniform(size=(1, 64, 32, 3)).astype(np.float32)

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from styled import weights
 from styled.errors import WeightsError
-from styled.weights import (
+from styled.nets import weights
+from styled.nets.weights import (
     DECODER_LAYERS,
     IMAGENET_MEAN,
     KERAS_VGG19_FILE,
@@ -307,12 +307,12 @@ def run_python(code: str, tmp_path: Path) -> subprocess.CompletedProcess:
 
 
 def test_importing_weights_does_not_import_keras(tmp_path):
-    result = run_python("import sys, styled.weights; print('keras' in sys.modules)", tmp_path)
+    result = run_python("import sys, styled.nets.weights; print('keras' in sys.modules)", tmp_path)
     assert result.stdout.strip() == "False", result.stderr
 
 
 def test_keras_vgg19_without_the_file_says_where_to_put_it(tmp_path):
-    code = ("import json\nfrom styled.weights import load_backbone\nfrom styled.errors import WeightsError\n"
+    code = ("import json\nfrom styled.nets.weights import load_backbone\nfrom styled.errors import WeightsError\n"
             "try:\n    load_backbone('keras-vgg19')\nexcept WeightsError as error:\n"
             "    print(json.dumps(error.as_dict()))\n")
     result = run_python(code, tmp_path)
@@ -358,7 +358,7 @@ def test_vgg19_activations_match_pytorch():
     kernels, RGB/BGR, padding), which moves activations by a large fraction of max|ref|.
     """
     tf = pytest.importorskip("tensorflow")
-    from styled.vgg import FeatureExtractor
+    from styled.nets.vgg import FeatureExtractor
 
     with np.load(FIXTURE) as fixture:
         reference = {name: fixture[name] for name in ("image", *FIXTURE_LAYERS)}

@@ -1,0 +1,198 @@
+"""``config.yaml`` for ``styled serve``, ``styled submit`` and ``styled status``.
+
+Each key is declared once below, with its default, rule and help; docs/daemon.md's table is made
+from it and config.yaml is checked against it by a test. Job-spec ``defaults`` are checked with
+the job spec's own fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from styled.engine.spec import JOB_FIELDS
+from styled.errors import ConfigError
+from styled.nets.devices import device_name
+from styled.settings import Field, Invalid, check_table, located, setting, table
+from styled.settings.rules import integer, listed, mapping, number, one_of, short
+from styled.settings.sources import load_mapping
+
+#: A file must keep its size and mtime this long before it is taken: long enough for a copy over a
+#: LAN share to show progress, short enough that a dropped job starts promptly.
+DEFAULT_SETTLE_SECONDS = 2.0
+#: watchdog drops events when inotify overflows, so the inbox is rescanned this often regardless.
+DEFAULT_RESCAN_SECONDS = 30.0
+#: A kill -9 loses at most this much rendering; a checkpoint at 512 px takes a few milliseconds.
+DEFAULT_CHECKPOINT_SECONDS = 30.0
+#: A job that took the process down this many times is a poison job and goes to failed/.
+DEFAULT_MAX_ATTEMPTS = 3
+MAX_MAX_ATTEMPTS = 100
+#: Same default as the image loader's (styled.io.images.DEFAULT_MAX_PIXELS): a 100-megapixel photo.
+DEFAULT_MAX_IMAGE_PIXELS = 120_000_000
+#: A job spec is a few lines of YAML; anything far bigger is a mistake or an attack on the parser.
+DEFAULT_MAX_SPEC_BYTES = 65_536
+MIN_SPEC_BYTES = 64
+#: How often progress.json and the systemd STATUS= line are refreshed.
+DEFAULT_PROGRESS_SECONDS = 2.0
+#: The log gets one progress line each time a job passes another multiple of this percentage.
+DEFAULT_LOG_PROGRESS_PERCENT = 25
+#: How long a job may name a file that is not there yet before it fails (its writer may be slow).
+DEFAULT_MISSING_FILE_SECONDS = 60.0
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+SPOOL_FOLDERS = ("inbox", "outbox", "failed", "work")
+#: Keys whose change needs a restart: the spool moving under running jobs, or new worker threads.
+RESTART_KEYS = (*SPOOL_FOLDERS, "devices")
+CONFIG_WHAT = "config file"
+CONFIG_MISSING_HINT = "pass --config FILE, or copy the config.yaml shipped with styled"
+
+
+def _folder(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise Invalid(f"must be a folder path, got {short(value)}", "for example 'spool/inbox'")
+    return value
+
+
+def _log_level(value: Any) -> str:
+    return one_of(*LOG_LEVELS)(value.upper() if isinstance(value, str) else value)
+
+
+def _required(what: str) -> Any:
+    return setting(None, _folder, what, shown="(required)")
+
+
+_folders = listed(_folder, "a folder or a list of folders")
+_devices = listed(device_name, "a list of devices such as [cpu] or [gpu:0, gpu:1]", allow_empty=False)
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    """Where the spool lives, which devices render, and how patient the daemon is.
+
+    Folder paths are absolute: relative ones in the file resolve against the file's folder.
+    """
+
+    inbox: Path = _required("where jobs are dropped")
+    outbox: Path = _required("where finished jobs are delivered")
+    failed: Path = _required("where jobs that cannot be rendered go, with `error.txt`")
+    work: Path = _required("private spool: claimed jobs, progress, checkpoints; same filesystem as `inbox`")
+    devices: tuple[str, ...] = setting(("cpu",), _devices,
+                                       "one worker per entry: `cpu`, `gpu`, `gpu:N` or `auto`; `[cpu, cpu]` runs "
+                                       "two CPU workers")
+    defaults: Mapping[str, Any] = setting(None, mapping("a mapping of job-spec keys to values", "for example {size: 512}"),
+                                          "job-spec keys applied to every job, overridden by the job's own spec; "
+                                          "checked when the config loads", factory=dict)
+    library: tuple[Path, ...] = setting((), _folders, "read-only folders where a spec may also name images "
+                                                      "(a studio's shared styles)")
+    settle_seconds: float = setting(DEFAULT_SETTLE_SECONDS, number(0.0),
+                                    "how long every file of a job must keep its size and mtime before the job is "
+                                    "taken")
+    rescan_seconds: float = setting(DEFAULT_RESCAN_SECONDS, number(0.0, exclusive_min=True),
+                                    "full inbox scan interval, whatever watchdog reports")
+    checkpoint_seconds: float = setting(DEFAULT_CHECKPOINT_SECONDS, number(0.0, exclusive_min=True),
+                                        "checkpoint interval of the running job")
+    max_attempts: int = setting(DEFAULT_MAX_ATTEMPTS, integer(1, MAX_MAX_ATTEMPTS),
+                                "crashes a job may cause before it goes to `failed/` as a poison job")
+    max_image_pixels: int = setting(DEFAULT_MAX_IMAGE_PIXELS, integer(1),
+                                    "images with more pixels (width x height) are refused")
+    max_spec_bytes: int = setting(DEFAULT_MAX_SPEC_BYTES, integer(MIN_SPEC_BYTES),
+                                  "larger specs are refused without being parsed")
+    missing_file_seconds: float = setting(DEFAULT_MISSING_FILE_SECONDS, number(0.0),
+                                          "how long a job may name a file that is not there yet")
+    progress_seconds: float = setting(DEFAULT_PROGRESS_SECONDS, number(0.0, exclusive_min=True),
+                                      "refresh interval of `progress.json` and systemd's `STATUS=`")
+    log_progress_percent: int = setting(DEFAULT_LOG_PROGRESS_PERCENT, integer(1, 100),
+                                        "a progress log line each time a job passes another multiple of this")
+    plugins_dir: Path | None = setting(None, _folder,
+                                       "a folder whose `*.py` files are loaded as plugins (as `styled render "
+                                       "--plugins-dir`); they are loaded again for each job, and a plugin that "
+                                       "fails to load stops the start (or a reload keeps the old config)",
+                                       shown="null")
+    log_level: str = setting("INFO", _log_level,
+                             "`DEBUG`, `INFO`, `WARNING` or `ERROR`; `styled --debug serve` forces `DEBUG`")
+    source: Path | None = None  # the file it was read from, for messages and reloads
+
+    def folders(self) -> dict[str, Path]:
+        """The spool folders by key: inbox, outbox, failed, work."""
+        return {key: getattr(self, key) for key in SPOOL_FOLDERS}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every effective setting in plain types (paths as text), for logs and diffs."""
+        data = {}
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, tuple):
+                value = [str(v) if isinstance(v, Path) else v for v in value]
+            elif isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, Mapping):
+                value = dict(value)
+            data[item.name] = value
+        return data
+
+
+DAEMON_FIELDS: tuple[Field, ...] = table(DaemonConfig)
+_PATH_KEYS = (*SPOOL_FOLDERS, "plugins_dir")
+
+
+def load_daemon_config(path: Path) -> DaemonConfig:
+    """Read and validate ``config.yaml``; raise ConfigError naming the key, its line and a fix."""
+    path = Path(path)
+    data, lines = load_mapping(path, CONFIG_WHAT, ConfigError, hint=CONFIG_MISSING_HINT)
+    return build_daemon_config(data, base=path.resolve().parent, source=path, lines=lines)
+
+
+def build_daemon_config(data: Mapping[str, Any], *, base: Path, source: Path | None = None,
+                        lines: Mapping[str, int] | None = None) -> DaemonConfig:
+    """Validate a mapping of config keys; relative folders resolve against ``base``."""
+    where = str(source) if source is not None else None
+    try:
+        values = check_table(DAEMON_FIELDS, data)
+    except Invalid as invalid:
+        raise located(invalid, ConfigError, source=where, lines=lines) from None
+    try:  # each default must be a valid job-spec key and value (a job then overrides it)
+        check_table(JOB_FIELDS, values.get("defaults", {}))
+    except Invalid as invalid:
+        raise located(invalid, ConfigError, source=where, lines=lines, prefix="defaults.") from None
+    _require_folders(values, where)
+    _resolve_paths(values, base)
+    config = DaemonConfig(**values, source=source)
+    _check_distinct_folders(config, where, lines or {})
+    return config
+
+
+def _require_folders(values: Mapping[str, Any], where: str | None) -> None:
+    missing = [key for key in SPOOL_FOLDERS if key not in values]
+    if missing:
+        raise ConfigError(f"missing {', '.join(missing)}", where=where, key=missing[0],
+                          hint=f"add '{missing[0]}: spool/{missing[0]}' (relative to the config file)")
+
+
+def _resolve_paths(values: dict[str, Any], base: Path) -> None:
+    def resolve(text: str) -> Path:
+        return (base / Path(text).expanduser()).resolve()
+
+    for key in _PATH_KEYS:
+        if values.get(key) is not None:
+            values[key] = resolve(values[key])
+    values["library"] = tuple(resolve(folder) for folder in values.get("library", ()))
+
+
+def _check_distinct_folders(config: DaemonConfig, where: str | None, lines: Mapping[str, int]) -> None:
+    """No spool folder may be, or sit inside, another: a claim would then watch its own output."""
+    folders = config.folders()
+    for key, folder in folders.items():
+        for other_key, other in folders.items():
+            if key != other_key and (folder == other or other in folder.parents):
+                raise ConfigError(f"'{key}' ({folder}) is inside '{other_key}' ({other})" if folder != other
+                                  else f"'{key}' and '{other_key}' are the same folder ({folder})",
+                                  where=where, key=key, line=lines.get(key),
+                                  hint="give inbox, outbox, failed and work folders of their own")
+
+
+def config_changes(old: DaemonConfig, new: DaemonConfig) -> dict[str, tuple[Any, Any]]:
+    """{key: (old, new)} for every setting that differs (the file's path excluded)."""
+    before, after = old.to_dict(), new.to_dict()
+    return {key: (before[key], after[key]) for key in before if key != "source" and before[key] != after[key]}

@@ -1,0 +1,354 @@
+"""Taking one claimed job from work/ to the outbox or failed/, on one device.
+
+The daemon knows the engine only through ``render()`` and its types; the plugins through the
+manager. Every failure inside a job becomes that job's failure, never the worker's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from styled.daemon.config import DaemonConfig
+from styled.daemon.failure import failure_text, public_error
+from styled.daemon.inbox import FOLDER, LOOSE
+from styled.daemon.paths import check_output_name, confine, is_inside
+from styled.daemon.spool import INPUTS_DIR, LIBRARY_INPUTS_DIR, Spool, WorkJob
+from styled.daemon.state import JobState, Status, now_iso
+from styled.engine.types import Checkpoint, Progress, RenderOptions, Result, clock
+from styled.errors import (
+    JobSpecError,
+    PoisonJobError,
+    RenderFailed,
+    StyledError,
+    error_from_dict,
+)
+from styled.io.files import atomic_write_json
+
+if TYPE_CHECKING:  # pragma: no cover
+    from styled.engine.job import Job
+
+log = logging.getLogger(__name__)
+
+DELIVERED, FAILED, INTERRUPTED, SKIPPED = "delivered", "failed", "interrupted", "skipped"
+
+
+class StatusBoard:
+    """Thread-safe map of worker -> one-line description of its job (systemd's STATUS=, logs)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lines: dict[str, str] = {}
+
+    def set(self, worker: str, line: str | None) -> None:
+        with self._lock:
+            if line is None:
+                self._lines.pop(worker, None)
+            else:
+                self._lines[worker] = line
+
+    def lines(self) -> list[str]:
+        with self._lock:
+            return list(self._lines.values())
+
+
+@dataclass(frozen=True)
+class RunnerContext:
+    """What a runner needs of the daemon: its current config, the spool, the stop flag, the board."""
+
+    config: Callable[[], DaemonConfig]
+    spool: Spool
+    stop: threading.Event
+    board: StatusBoard
+    count: Callable[[str], None]
+
+
+def percent_done(progress: Progress) -> float:
+    """Overall progress: from the ETA when the engine has one, else from the iteration counts."""
+    if progress.eta is not None and progress.elapsed + progress.eta > 0:
+        return 100.0 * progress.elapsed / (progress.elapsed + progress.eta)
+    within = progress.iteration / progress.iterations if progress.iterations else 1.0
+    return 100.0 * ((progress.scale - 1) + within) / max(progress.scales, 1)
+
+
+class ProgressTracker:
+    """``on_progress`` for one job: progress.json every few seconds, a log line every N%."""
+
+    def __init__(self, work: WorkJob, name: str, config: DaemonConfig, board: StatusBoard, worker: str):
+        self.work, self.name, self.config, self.board, self.worker = work, name, config, board, worker
+        self._last_write = -float("inf")
+        self._last_bucket = 0
+
+    def __call__(self, progress: Progress) -> None:
+        percent = percent_done(progress)
+        summary = (f"scale {progress.scale}/{progress.scales}, iteration {progress.iteration}/"
+                   f"{progress.iterations}, {percent:.0f}%, loss {progress.loss:.4g}, ETA {clock(progress.eta)}")
+        self.board.set(self.worker, f"{self.name}: {summary}")
+        now = time.monotonic()
+        final = progress.scale == progress.scales and progress.iteration == progress.iterations
+        if final or now - self._last_write >= self.config.progress_seconds:
+            self._last_write = now
+            self.write(progress, percent)
+        bucket = int(percent // self.config.log_progress_percent)
+        if bucket > self._last_bucket:
+            self._last_bucket = bucket
+            log.info("progress %s: %s", self.name, summary)
+
+    def write(self, progress: Progress, percent: float) -> None:
+        atomic_write_json(self.work.progress_path, {
+            "name": self.name, "device": self.worker, "scale": progress.scale, "scales": progress.scales,
+            "width": progress.width, "height": progress.height, "iteration": progress.iteration,
+            "iterations": progress.iterations, "loss": progress.loss, "terms": dict(progress.terms),
+            "percent": round(percent, 1), "elapsed": round(progress.elapsed, 3),
+            "eta": None if progress.eta is None else round(progress.eta, 3), "updated": now_iso(),
+        })
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A validated job, ready to render, and the library files it used (delivered with it)."""
+
+    job: Job
+    library_files: tuple[tuple[str, Path], ...]
+
+
+class JobRunner:
+    """Takes one claimed job from work/ to the outbox or failed/, on one device."""
+
+    def __init__(self, context: RunnerContext, device: str, worker: str):
+        self.context, self.device, self.worker = context, device, worker
+
+    @functools.cached_property
+    def backbones(self) -> Callable[..., Any]:
+        """This worker's memoised weight loader: jobs after the first skip reading the weights."""
+        from styled.nets.weights import load_backbone
+
+        return functools.cache(load_backbone)
+
+    def run(self, work: WorkJob) -> str:
+        """Render and deliver; return DELIVERED, FAILED, INTERRUPTED or SKIPPED."""
+        state = work.state()
+        try:
+            if state.status == Status.FAILING and state.error:
+                return self._fail(work, state, error_from_dict(dict(state.error)))
+            self._check_claim(state)
+            prepared = self._prepare(work, state)
+            if self.context.stop.is_set():
+                return SKIPPED
+            result = self._render(work, state, prepared.job)
+        except StyledError as error:
+            return self._fail(work, state, public_error(error, work, state))
+        except Exception as error:  # noqa: BLE001 - one job's bug must not take the worker down
+            log.exception("render of %s raised", state.name)
+            return self._fail(work, state, RenderFailed(
+                f"the render failed: {type(error).__name__}: {error}",
+                hint="this is a bug or the device ran out of memory; try a smaller size, or report it "
+                     "with the inputs attached"))
+        if result.interrupted:
+            return self._interrupted(work, result)
+        return self._deliver_or_fail(work, state, prepared, result)
+
+    def _check_claim(self, state: JobState) -> None:
+        config = self.context.config()
+        if state.claim_error:
+            raise error_from_dict(dict(state.claim_error))
+        if state.attempts >= config.max_attempts:
+            raise PoisonJobError(
+                f"the job took the worker down {state.attempts} times (max_attempts is {config.max_attempts})",
+                hint="it may need more memory than the device has, or trip a bug: try a smaller size, or "
+                     "report it with the inputs attached")
+
+    def _prepare(self, work: WorkJob, state: JobState) -> Prepared:
+        from styled.engine.job import load_job
+        from styled.engine.spec import build_job_spec, load_job_file
+        from styled.plugins.manager import make_plugin_manager, validate_job
+        from styled.settings.sources import merge_defaults
+
+        config = self.context.config()
+        spec_path = work.job_dir / state.spec
+        _check_spec_file(work, spec_path, state)
+        data, lines = load_job_file(spec_path, max_bytes=config.max_spec_bytes)
+        spec = build_job_spec(merge_defaults(state.defaults, data), source=str(spec_path), lines=lines)
+        check_output_name(spec.output, _output_suffixes(), str(spec_path), lines.get("output"),
+                          reserved=_reserved_names())
+        spec = dataclasses.replace(spec, device=self.device)
+        roots = [work.job_dir, *config.library]
+        library_files: list[tuple[str, Path]] = []
+
+        def resolve(key: str, value: str) -> Path:
+            path = confine(value, roots, key=key, where=str(spec_path), line=lines.get(key),
+                           flat=state.kind == LOOSE)
+            if not is_inside(path, work.job_dir.resolve()):
+                library_files.append((value, path))
+            return path
+
+        job = load_job(spec, resolve, name=state.name, max_pixels=config.max_image_pixels)
+        # Plugin options are checked like any spec key, and their paths (an inpainting mask) go
+        # through the same confinement as the job's images.
+        job = validate_job(make_plugin_manager(config.plugins_dir), job, resolve, lines=lines, source=str(spec_path))
+        return Prepared(job, tuple(library_files))
+
+    def _write_preview(self, work: WorkJob, job: Job) -> None:
+        """A feed-forward AdaIN preview in work/NAME/ before a long optimisation (about a second).
+
+        Made in this worker's thread, on its device; skipped after a resume, when it exists.
+        write_preview never raises: a preview must not fail the job.
+        """
+        if job.spec.method == "adain" or work.preview_path.exists():
+            return
+        from styled.engine.adain import write_preview
+
+        if write_preview(job, work.preview_path) is not None:
+            log.info("preview %s -> %s", job.name, work.preview_path)
+
+    def _render(self, work: WorkJob, state: JobState, job: Job) -> Result:
+        from styled.engine.render import render
+        from styled.plugins.manager import make_plugin_manager
+
+        config = self.context.config()
+        resume = self._load_checkpoint(work, state.name)
+        changes: dict[str, Any] = {"status": Status.RENDERING, "attempts": state.attempts + 1,
+                                   "device": self.device, "started": state.started or now_iso()}
+        if resume is not None:
+            point = {"scale": resume.scale_index + 1, "iteration": resume.state.iteration,
+                     "iterations_done": len(resume.history) + resume.state.iteration, "at": now_iso()}
+            changes["resumed_from"] = (*state.resumed_from, point)
+            log.info("resuming %s from its checkpoint at scale %d, iteration %d", state.name,
+                     point["scale"], point["iteration"])
+        state = work.update(**changes)  # before the render, so that a crash counts as an attempt
+        self._write_preview(work, job)
+        log.info("rendering %s on %s (attempt %d)", state.name, self.device, state.attempts)
+        tracker = ProgressTracker(work, state.name, config, self.context.board, self.worker)
+        options = RenderOptions(on_progress=tracker, on_checkpoint=self._checkpointer(work),
+                                checkpoint_seconds=config.checkpoint_seconds,
+                                should_stop=self.context.stop.is_set, resume=resume, backbones=self.backbones)
+        try:
+            return render(job, make_plugin_manager(config.plugins_dir), options)
+        finally:
+            self.context.board.set(self.worker, None)
+
+    def _load_checkpoint(self, work: WorkJob, name: str) -> Checkpoint | None:
+        if not work.checkpoint_path.exists():
+            return None
+        try:
+            return Checkpoint.load(work.checkpoint_path)
+        except Exception as error:  # noqa: BLE001 - a damaged checkpoint only costs the time it saved
+            log.warning("ignoring the damaged checkpoint of %s (%s); starting over", name, error)
+            return None
+
+    def _checkpointer(self, work: WorkJob) -> Callable[[Checkpoint], None]:
+        def save(checkpoint: Checkpoint) -> None:
+            checkpoint.save(work.checkpoint_path)
+            work.update(checkpoint={"scale": checkpoint.scale_index + 1,
+                                    "iteration": checkpoint.state.iteration, "saved": now_iso()})
+
+        return save
+
+    def _interrupted(self, work: WorkJob, result: Result) -> str:
+        checkpoint = result.checkpoint
+        if checkpoint is not None:
+            checkpoint.save(work.checkpoint_path)
+        state = work.state()
+        # A clean stop is not a crash: give the attempt back so it does not count towards poison.
+        work.update(status=Status.INTERRUPTED, attempts=max(0, state.attempts - 1))
+        where = (f"scale {checkpoint.scale_index + 1}, iteration {checkpoint.state.iteration}"
+                 if checkpoint is not None else "the start")
+        log.info("interrupted %s at %s; checkpoint saved, it resumes at the next start", state.name, where)
+        self.context.count(INTERRUPTED)
+        return INTERRUPTED
+
+    def _deliver_or_fail(self, work: WorkJob, state: JobState, prepared: Prepared, result: Result) -> str:
+        try:
+            return self._deliver(work, prepared, result)
+        except StyledError as error:
+            return self._fail(work, work.state(), public_error(error, work, state))
+        except Exception as error:  # noqa: BLE001 - e.g. the outbox's disk is full
+            log.exception("delivery of %s failed", state.name)
+            return self._fail(work, work.state(), RenderFailed(
+                f"the result could not be delivered: {type(error).__name__}: {error}",
+                where=str(self.context.config().outbox), hint="check the outbox's free space and permissions"))
+
+    def _deliver(self, work: WorkJob, prepared: Prepared, result: Result) -> str:
+        from styled.io.images import save_image
+        from styled.report import REPORT_FILE, build_report, write_extras, write_report
+
+        job, spool = prepared.job, self.context.spool
+        state = work.update(status=Status.DELIVERING, finished=now_iso())
+        delivered = now_iso()
+
+        def fill(folder: Path) -> None:
+            save_image(folder / job.spec.output, result.image, alpha=result.alpha, bit_depth=job.spec.bit_depth)
+            warnings = write_extras(folder, job, result)
+            spool.copy_inputs(work, folder / INPUTS_DIR)
+            _copy_library_files(prepared.library_files, folder / INPUTS_DIR / LIBRARY_INPUTS_DIR)
+            report = build_report(result, job_info(state.but(delivered=delivered)), inputs=_input_names(job))
+            if warnings:
+                report["warnings"] = warnings
+            write_report(folder / REPORT_FILE, report)
+
+        target = spool.publish(spool.config.outbox, state.name, fill)
+        work.update(status=Status.DELIVERED, delivered=delivered, delivered_to=str(target))
+        spool.finish(work)
+        log.info("done %s -> %s (%d iterations, %.1f s, loss %.4g)", state.name, target,
+                 result.iterations, result.seconds, result.losses.get("total", 0.0))
+        self.context.count(DELIVERED)
+        return DELIVERED
+
+    def _fail(self, work: WorkJob, state: JobState, error: StyledError) -> str:
+        spool = self.context.spool
+        target = spool.fail(work, error.as_dict(), failure_text(state, error, spool.config.failed))
+        log.error("failed %s: %s (see %s)", state.name, error, target / "error.txt")
+        self.context.count(FAILED)
+        return FAILED
+
+
+def _check_spec_file(work: WorkJob, spec_path: Path, state: JobState) -> None:
+    if work.job_dir.is_symlink() or spec_path.is_symlink():
+        raise JobSpecError("the job is a symbolic link; jobs must be real files and folders",
+                           where=str(spec_path), hint="copy the job into the inbox instead of linking it")
+    if state.kind == FOLDER and not spec_path.exists():
+        raise JobSpecError("the job folder has no job.yaml", where=str(spec_path),
+                           hint="add job.yaml naming the content and style images, e.g. 'content: photo.jpg'")
+
+
+def _output_suffixes() -> tuple[str, ...]:
+    from styled.io.images import SAVE_FORMATS
+
+    return tuple(SAVE_FORMATS)
+
+
+def _reserved_names() -> tuple[str, ...]:
+    from styled.report import LOSS_PLOT_FILE, REPORT_FILE, SHEET_FILE
+
+    return (REPORT_FILE, SHEET_FILE, LOSS_PLOT_FILE, INPUTS_DIR)
+
+
+def _copy_library_files(files: tuple[tuple[str, Path], ...], destination: Path) -> None:
+    for value, path in files:
+        target = destination / value
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            shutil.copy2(path, target)
+
+
+def _input_names(job: Job) -> dict[str, Any]:
+    return {"content": job.spec.content, "style": list(job.spec.style)}
+
+
+def job_info(state: JobState) -> dict[str, Any]:
+    """The ``job`` section of report.json: identity, timestamps and how many tries it took."""
+    return {
+        "id": state.id, "name": state.name, "kind": state.kind, "source": state.source,
+        "device": state.device, "attempts": state.attempts,
+        "received": state.received, "claimed": state.claimed, "started": state.started,
+        "finished": state.finished, "delivered": state.delivered,
+        "resumed": bool(state.resumed_from), "resumed_from": [dict(point) for point in state.resumed_from],
+    }

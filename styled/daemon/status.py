@@ -1,0 +1,122 @@
+"""``styled status``: jobs waiting, running, done and failed, read from the spool folders.
+
+It reads only files the daemon writes atomically (state.json, progress.json, report.json,
+error.json), so it gives a consistent answer while the daemon runs, and needs no connection to it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from styled.daemon.config import DaemonConfig
+from styled.daemon.inbox import scan_inbox
+from styled.daemon.lock import LOCK_FILE, holder_pid
+from styled.daemon.spool import (
+    ERROR_JSON_FILE,
+    PREVIEW_FILE,
+    PROGRESS_FILE,
+    REPORT_JSON_FILE,
+    STATE_FILE,
+)
+from styled.engine.types import clock
+
+#: How many of the newest done and failed jobs the text output lists by name.
+RECENT_LIMIT = 10
+
+
+@dataclass(frozen=True)
+class SpoolStatus:
+    daemon_pid: int | None
+    waiting: list[dict[str, Any]] = field(default_factory=list)
+    running: list[dict[str, Any]] = field(default_factory=list)
+    done: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def read_status(config: DaemonConfig) -> SpoolStatus:
+    """A snapshot of the spool; the newest done and failed jobs come first."""
+    return SpoolStatus(
+        daemon_pid=holder_pid(config.work / LOCK_FILE),
+        waiting=[{"name": p.path.name, "kind": p.kind, "path": str(p.path)} for p in scan_inbox(config.inbox)],
+        running=[_running(path) for path in _folders(config.work, newest_first=False)],
+        done=[_done(path) for path in _folders(config.outbox)],
+        failed=[_failed(path) for path in _folders(config.failed)],
+    )
+
+
+def _folders(parent: Path, newest_first: bool = True) -> list[Path]:
+    try:
+        paths = [p for p in parent.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    except FileNotFoundError:
+        return []
+    return sorted(paths, key=_mtime, reverse=newest_first)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _running(path: Path) -> dict[str, Any]:
+    state = _read_json(path / STATE_FILE)
+    return {"name": state.get("name", path.name), "status": state.get("status", "unknown"),
+            "attempts": state.get("attempts"), "device": state.get("device"),
+            "resumed": bool(state.get("resumed_from")), "progress": _read_json(path / PROGRESS_FILE) or None,
+            "preview": str(path / PREVIEW_FILE) if (path / PREVIEW_FILE).exists() else None,
+            "path": str(path)}
+
+
+def _done(path: Path) -> dict[str, Any]:
+    job = _read_json(path / REPORT_JSON_FILE).get("job", {})
+    return {"name": path.name, "delivered": job.get("delivered"), "path": str(path)}
+
+
+def _failed(path: Path) -> dict[str, Any]:
+    error = _read_json(path / ERROR_JSON_FILE)
+    return {"name": path.name, "reason": error.get("text") or error.get("message"), "path": str(path)}
+
+
+def format_status(status: SpoolStatus, limit: int = RECENT_LIMIT) -> str:
+    """The human-readable report: one section per state, running jobs with progress and ETA."""
+    lines = [f"daemon   {'running (pid %d)' % status.daemon_pid if status.daemon_pid else 'not running'}",
+             f"waiting  {len(status.waiting)}"]
+    lines += [f"  {job['name']}  ({job['kind']})" for job in status.waiting[:limit]]
+    lines.append(f"running  {len(status.running)}")
+    for job in status.running:
+        progress = job["progress"]
+        if job["status"] == "rendering" and progress:
+            detail = (f"scale {progress['scale']}/{progress['scales']}  iteration {progress['iteration']}/"
+                      f"{progress['iterations']}  {progress['percent']:.0f}%  ETA {clock(progress.get('eta'))}"
+                      f"  on {job['device']}")
+        else:
+            detail = job["status"]
+        resumed = "  (resumed)" if job["resumed"] else ""
+        lines.append(f"  {job['name']}  {detail}{resumed}")
+        if job.get("preview"):
+            lines.append(f"    preview: {job['preview']}")
+    lines.append(f"done     {len(status.done)}")
+    lines += [f"  {job['name']}" for job in status.done[:limit]]
+    lines.append(f"failed   {len(status.failed)}")
+    lines += [f"  {job['name']}: {job['reason']}" for job in status.failed[:limit]]
+    return "\n".join(lines)
+
+
+def format_json(status: SpoolStatus) -> str:
+    return json.dumps(status.to_dict(), indent=2) + os.linesep

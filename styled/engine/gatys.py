@@ -1,0 +1,309 @@
+"""Gatys et al. style transfer: optimise the image coarse to fine, with plugins and checkpoints.
+
+``render_gatys`` is one of the methods ``styled.engine.render.render`` dispatches to; the plugin
+manager it receives supplies every loss term, the built-in ones included.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pluggy
+import tensorflow as tf
+
+from styled.engine.finish import finalize, output_alpha
+from styled.engine.hooks import fold
+from styled.engine.job import Job
+from styled.engine.optimize import OPTIMIZERS, ScaleState, optimise_scale
+from styled.engine.spec import JobSpec
+from styled.engine.types import (
+    Checkpoint,
+    LossTerm,
+    Progress,
+    RenderOptions,
+    Result,
+    ScaleJob,
+)
+from styled.io import images
+from styled.nets.devices import Device, resolve_device, resolve_precision
+from styled.nets.vgg import FeatureExtractor
+
+# --- Gatys et al. -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Run:
+    """The state of one optimisation render shared by its scales."""
+
+    job: Job
+    plugins: pluggy.PluginManager
+    options: RenderOptions
+    device: Device
+    precision: str
+    extractor: FeatureExtractor
+    started: float
+    history: list[dict[str, float]] = field(default_factory=list)
+    elapsed_before: float = 0.0
+    last_checkpoint: float = 0.0
+    scale_started: float = 0.0
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return self.job.spec.scale_sizes()
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.monotonic() - self.started
+
+
+def render_gatys(job: Job, plugins: pluggy.PluginManager, options: RenderOptions) -> Result:
+    """Optimise the image so its VGG features match the content and the style's Grams."""
+    spec = job.spec
+    device = resolve_device(spec.device)
+    precision = resolve_precision(spec.precision, device)
+    with tf.device(device.tf_name):
+        backbone = options.backbones(spec.backbone, job.weights)
+        extractor = FeatureExtractor(backbone, spec.pooling, tf.as_dtype(precision))
+        run = _Run(job, plugins, options, device, precision, extractor, time.monotonic())
+        run.last_checkpoint = run.started
+        state, interrupted = _optimise_all_scales(run)
+    return _finish(run, state, interrupted)
+
+
+def _optimise_all_scales(run: _Run) -> tuple[tuple[int, ScaleState], bool]:
+    resume = run.options.resume
+    first = resume.scale_index if resume else 0
+    if resume:
+        run.history, run.elapsed_before = list(resume.history), resume.elapsed
+    previous: np.ndarray | None = None
+    for index in range(first, len(run.sizes)):
+        scale_job = _scale_job(run, index)
+        if resume and index == first:
+            state = resume.state
+        else:
+            state = ScaleState(image=_initial_image(run, scale_job, previous))
+        state, interrupted = _optimise_scale(run, scale_job, state)
+        if interrupted:
+            return (index, state), True
+        run.history.extend({"scale": index + 1, **entry} for entry in state.history)
+        previous = state.best_image
+    return (len(run.sizes) - 1, state), False
+
+
+def _scale_job(run: _Run, index: int) -> ScaleJob:
+    job, spec = run.job, run.job.spec
+    height, width = job.output_shape(run.sizes[index])
+    content = None
+    if job.content is not None:
+        content = _batch(images.resize_to(job.content.pixels, width, height))
+    style_side = max(16, round(max(height, width) * spec.style_scale))
+    styles = tuple(_batch(images.resize_long_side(style.pixels, style_side)) for style in job.styles)
+    return ScaleJob(job, content, styles, spec.blend_weights(), index, len(run.sizes), run.extractor)
+
+
+def _batch(pixels: np.ndarray) -> tf.Tensor:
+    return tf.constant(pixels[None], tf.float32)
+
+
+def _initial_image(run: _Run, scale_job: ScaleJob, previous: np.ndarray | None) -> np.ndarray:
+    height, width = scale_job.shape
+    if previous is not None:
+        image = images.resize_to(previous, width, height)
+    else:
+        image = INITIALISERS[_init_kind(scale_job)](scale_job)
+    chosen = run.plugins.hook.initial_image(job=scale_job, image=_batch(image))
+    image = image if chosen is None else np.asarray(chosen)[0]
+    return _projector(run.plugins, scale_job)(image)
+
+
+def _init_kind(scale_job: ScaleJob) -> str:
+    """Textures (no content image) start from noise whatever ``init`` says."""
+    return "noise" if scale_job.content is None else scale_job.spec.init
+
+
+def _init_noise(scale_job: ScaleJob) -> np.ndarray:
+    height, width = scale_job.shape
+    rng = np.random.default_rng(scale_job.spec.seed)
+    return rng.uniform(0.0, 1.0, (height, width, 3)).astype(np.float32)
+
+
+def _init_style(scale_job: ScaleJob) -> np.ndarray:
+    height, width = scale_job.shape
+    return images.resize_to(scale_job.job.styles[0].pixels, width, height)
+
+
+def _init_content(scale_job: ScaleJob) -> np.ndarray:
+    return scale_job.content.numpy()[0]
+
+
+def _init_adain(scale_job: ScaleJob) -> np.ndarray:
+    from styled.engine import adain
+
+    height, width = scale_job.shape
+    return adain.stylize(scale_job.job, max(height, width)).image
+
+
+INITIALISERS: dict[str, Callable[[ScaleJob], np.ndarray]] = {
+    "content": _init_content,
+    "noise": _init_noise,
+    "style": _init_style,
+    "adain": _init_adain,
+}
+
+
+def collect_terms(plugins: pluggy.PluginManager, scale_job: ScaleJob) -> list[LossTerm]:
+    """Every plugin's terms for this scale, built-ins included, in registration order."""
+    answers = plugins.hook.register_losses(job=scale_job)
+    terms = [term for answer in reversed(answers) for term in (answer or [])]
+    names = [term.name for term in terms]
+    duplicates = {name for name in names if names.count(name) > 1}
+    if duplicates:
+        raise ValueError(f"two loss terms share the name {', '.join(sorted(duplicates))}")
+    return terms
+
+
+def compile_loss(extractor: FeatureExtractor, terms: list[LossTerm], shape: tuple[int, int]):
+    """A numpy-in, numpy-out ``loss_and_grads`` with only the TensorFlow part under tf.function."""
+    layers = tuple(sorted({layer for term in terms for layer in term.layers}))
+    names = [term.name for term in terms]
+    weights = tf.constant([term.weight for term in terms], tf.float32)
+
+    @tf.function(input_signature=[tf.TensorSpec((1, *shape, 3), tf.float32)], reduce_retracing=True)
+    def loss_and_grads(image: tf.Tensor):
+        with tf.GradientTape() as tape:
+            tape.watch(image)
+            features = extractor(image, layers) if layers else {}
+            values = tf.stack([
+                tf.cast(term.fn(image, {name: features[name] for name in term.layers}), tf.float32)
+                for term in terms
+            ])
+            total = tf.reduce_sum(weights * values)
+        return total, values, tape.gradient(total, image, unconnected_gradients="zero")
+
+    def evaluate(image: np.ndarray) -> tuple[float, dict[str, float], np.ndarray]:
+        total, values, grad = loss_and_grads(image[None])
+        return float(total), dict(zip(names, values.numpy().tolist())), grad.numpy()[0]
+
+    return evaluate
+
+
+def _optimise_scale(run: _Run, scale_job: ScaleJob, state: ScaleState) -> tuple[ScaleState, bool]:
+    spec = run.job.spec
+    terms = collect_terms(run.plugins, scale_job)
+    evaluate = compile_loss(run.extractor, terms, scale_job.shape)
+    optimizer = OPTIMIZERS[spec.optimizer](spec)
+    iterations = _iterations(spec, scale_job.scale_index, scale_job.scale_count)
+    stop = {"requested": False}
+    run.scale_started = time.monotonic()
+
+    def on_iteration(current: ScaleState, total: float, values: dict[str, float]) -> bool:
+        _report_progress(run, scale_job, current, iterations, total, values)
+        stop["requested"] = bool(run.options.should_stop and run.options.should_stop())
+        _maybe_checkpoint(run, scale_job.scale_index, current, force=stop["requested"])
+        return stop["requested"]
+
+    state = optimise_scale(
+        state, evaluate, optimizer, iterations=iterations, deadline=_deadline(run, scale_job.scale_index),
+        project=_projector(run.plugins, scale_job), on_iteration=on_iteration,
+    )
+    return state, stop["requested"]
+
+
+def _iterations(spec: JobSpec, index: int, count: int) -> int:
+    if index == count - 1 or spec.coarse_iterations is None:
+        return spec.iterations
+    return spec.coarse_iterations
+
+
+def _deadline(run: _Run, index: int) -> float:
+    """Share ``time_limit`` between the scales in proportion to their expected cost (pixels × iterations)."""
+    spec = run.job.spec
+    if spec.time_limit is None:
+        return math.inf
+    costs = [s * s * _iterations(spec, i, len(run.sizes)) for i, s in enumerate(run.sizes)]
+    share = sum(costs[: index + 1]) / max(sum(costs), 1)
+    return run.started - run.elapsed_before + spec.time_limit * share
+
+
+def _projector(plugins: pluggy.PluginManager, scale_job: ScaleJob) -> Callable[[np.ndarray], np.ndarray]:
+    """Clip to [0, 1], then let plugins project the image onto their constraints."""
+    hook = plugins.hook.constrain_image
+    constrained = bool(hook.get_hookimpls())
+
+    def project(image: np.ndarray) -> np.ndarray:
+        image = np.clip(image, 0.0, 1.0)
+        if constrained:
+            image = np.asarray(fold(hook, "image", _batch(image), job=scale_job))[0]
+        return image.astype(np.float32)
+
+    return project
+
+
+def _report_progress(run: _Run, scale_job: ScaleJob, state: ScaleState, iterations: int,
+                     total: float, values: dict[str, float]) -> None:
+    if run.options.on_progress is None:
+        return
+    height, width = scale_job.shape
+    run.options.on_progress(Progress(
+        scale=scale_job.scale_index + 1, scales=scale_job.scale_count, width=width, height=height,
+        iteration=state.iteration, iterations=iterations, loss=total, terms=values,
+        elapsed=run.elapsed(), eta=_eta(run, scale_job.scale_index, state, iterations),
+    ))
+
+
+def _eta(run: _Run, index: int, state: ScaleState, iterations: int) -> float | None:
+    """Seconds left: this scale's pace, scaled by pixel count for the scales still to come."""
+    spec = run.job.spec
+    done_here = state.iteration
+    if done_here == 0:
+        return None
+    pace = (time.monotonic() - run.scale_started) / done_here
+    current = run.sizes[index] ** 2
+    remaining = (iterations - done_here) * pace
+    for later in range(index + 1, len(run.sizes)):
+        remaining += _iterations(spec, later, len(run.sizes)) * pace * run.sizes[later] ** 2 / current
+    if spec.time_limit is not None:
+        remaining = min(remaining, max(0.0, spec.time_limit - run.elapsed()))
+    return remaining
+
+
+def _maybe_checkpoint(run: _Run, index: int, state: ScaleState, force: bool) -> None:
+    options = run.options
+    if options.on_checkpoint is None:
+        return
+    now = time.monotonic()
+    due = options.checkpoint_seconds is not None and now - run.last_checkpoint >= options.checkpoint_seconds
+    if force or due:
+        options.on_checkpoint(_snapshot(run, index, state))
+        run.last_checkpoint = now
+
+
+def _snapshot(run: _Run, index: int, state: ScaleState) -> Checkpoint:
+    """A checkpoint that later iterations cannot change (images are replaced, never mutated)."""
+    return Checkpoint(index, replace(state, history=list(state.history)), list(run.history), run.elapsed())
+
+
+def _finish(run: _Run, position: tuple[int, ScaleState], interrupted: bool) -> Result:
+    index, state = position
+    job, spec = run.job, run.job.spec
+    image = state.best_image if state.best_image is not None else state.image
+    history = run.history + ([] if not interrupted else [{"scale": index + 1, **e} for e in state.history])
+    checkpoint = _snapshot(run, index, state) if interrupted else None
+    if not interrupted:
+        image = finalize(job, run.plugins, image)
+    return Result(
+        image=image, alpha=output_alpha(job, image.shape), losses=_final_losses(history),
+        history=history, iterations=len(history), seconds=run.elapsed(), device=run.device.name,
+        precision=run.precision, settings=spec.to_dict(), interrupted=interrupted, checkpoint=checkpoint,
+    )
+
+
+def _final_losses(history: list[dict[str, float]]) -> dict[str, float]:
+    """The last iteration's losses, by term name, with ``total``; built-ins always present."""
+    last = dict(history[-1]) if history else {}
+    for key in ("scale", "iteration"):
+        last.pop(key, None)
+    return {"content": 0.0, "style": 0.0, "tv": 0.0, **last}

@@ -1,0 +1,161 @@
+"""Files and folders that other processes may read: one way to write them, one permission policy.
+
+Every write goes to a hidden temporary name in the same folder, is fsynced, then renamed into
+place, so a reader sees the old file or the new one, never half of it. Folders are built the same
+way: :func:`staged_folder` fills a hidden temporary folder and :func:`place_folder` renames it to
+its name (or NAME-2, NAME-3, ...), never over another.
+
+Permissions are those any Unix tool gives: files 0666 and folders 0777, less the umask, so that
+under umask 022 the people who read the outbox can open their results. ``private=True`` makes a
+folder only its owner can enter (the daemon's work/).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+#: Modes before the umask: what open(2) and mkdir(2) are given by every ordinary Unix tool.
+FILE_MODE = 0o666
+FOLDER_MODE = 0o777
+PRIVATE_FOLDER_MODE = 0o700
+#: Temporary files and folders are hidden and marked, so scans skip them and recovery finds them.
+TEMP_MARK = ".tmp-"
+TEMP_TOKEN_BYTES = 4
+
+
+def _temporary_name(name: str) -> str:
+    return f".{name}{TEMP_MARK}{secrets.token_hex(TEMP_TOKEN_BYTES)}"
+
+
+def is_temporary(name: str) -> bool:
+    """Whether ``name`` is one of our temporary files or folders (a crash may leave one behind)."""
+    return name.startswith(".") and TEMP_MARK in name
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary name in the same folder, fsync, rename into place, fsync the folder."""
+    path = Path(path)
+    temporary = path.with_name(_temporary_name(path.name))
+    try:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+        with os.fdopen(descriptor, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    fsync_path(path.parent)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """UTF-8 text, ending in a newline."""
+    atomic_write_bytes(path, (text if text.endswith("\n") else text + "\n").encode("utf-8"))
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str))
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file, or a folder's entries (POSIX needs the folder itself synced after a rename)."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def make_folder(path: Path, *, private: bool = False) -> Path:
+    """mkdir with the policy's mode; FileExistsError when it is there."""
+    os.mkdir(path, PRIVATE_FOLDER_MODE if private else FOLDER_MODE)
+    return path
+
+
+@contextmanager
+def staged_folder(parent: Path, name: str, *, private: bool = False) -> Iterator[Path]:
+    """A hidden temporary folder in ``parent`` to fill; removed if the block raises.
+
+    Call :func:`place_folder` inside the block to give it its name; after that the cleanup finds
+    nothing to remove.
+    """
+    temporary = make_folder(Path(parent) / _temporary_name(name), private=private)
+    try:
+        yield temporary
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+
+
+def numbered(name: str) -> Iterator[str]:
+    """NAME, NAME-2, NAME-3, ...: the names a folder may take when NAME is taken."""
+    yield name
+    number = 2
+    while True:
+        yield f"{name}-{number}"
+        number += 1
+
+
+def place_folder(temporary: Path, parent: Path, name: str) -> Path:
+    """Rename a finished folder to ``parent/NAME`` (or NAME-2, ...), never over another; return it."""
+    fsync_path(temporary)
+    for candidate in numbered(name):
+        target = Path(parent) / candidate
+        if os.path.lexists(target):
+            continue
+        try:
+            rename_no_replace(temporary, target)
+        except FileExistsError:
+            continue
+        fsync_path(target.parent)
+        return target
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+# --- rename without replacing -------------------------------------------------------------------
+
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1
+
+
+def _load_renameat2() -> Callable[..., int] | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return libc.renameat2
+    except (OSError, AttributeError):
+        return None
+
+
+_renameat2 = _load_renameat2()
+
+
+def rename_no_replace(source: Path, target: Path) -> None:
+    """Rename, raising FileExistsError instead of replacing ``target`` (even an empty folder)."""
+    if _renameat2 is not None:
+        result = _renameat2(_AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target), _RENAME_NOREPLACE)
+        if result == 0:
+            return
+        code = ctypes.get_errno()
+        if code == errno.EEXIST:
+            raise FileExistsError(code, os.strerror(code), str(target))
+        if code not in (errno.ENOSYS, errno.EINVAL):
+            raise OSError(code, os.strerror(code), str(source))
+    if os.path.lexists(target):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(target))
+    try:
+        os.rename(source, target)
+    except OSError as error:
+        if error.errno in (errno.EEXIST, errno.ENOTEMPTY):
+            raise FileExistsError(error.errno, error.strerror, str(target)) from None
+        raise

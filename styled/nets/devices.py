@@ -1,0 +1,88 @@
+"""Device and precision selection for TensorFlow: ``auto | cpu | gpu | gpu:N``."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from styled.errors import DeviceError
+from styled.settings.fields import Invalid
+from styled.settings.rules import short
+
+log = logging.getLogger(__name__)
+
+#: CPU flags that make bfloat16 convolutions fast in oneDNN (Intel AMX, AVX-512 BF16).
+BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
+CPUINFO = Path("/proc/cpuinfo")
+#: The compute dtypes of the VGG pass; ``auto`` is chosen by :func:`resolve_precision`.
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+
+
+@dataclass(frozen=True)
+class Device:
+    name: str  # "cpu" or "gpu:N", what reports show
+    tf_name: str  # "/CPU:0", "/GPU:N"
+
+    @property
+    def is_gpu(self) -> bool:
+        return self.name.startswith("gpu")
+
+
+@functools.cache
+def _gpus() -> tuple[str, ...]:
+    """List the GPUs once and turn on memory growth, so several workers can share a card."""
+    import tensorflow as tf  # here, so that checking a spec's device does not load TensorFlow
+
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:  # already initialised by an earlier call: nothing to change
+            pass
+    return tuple(gpu.name for gpu in gpus)
+
+
+def device_name(value: Any) -> str:
+    """A rule: ``auto``, ``cpu``, ``gpu`` or ``gpu:N``."""
+    if value in ("auto", "cpu", "gpu") or (
+        isinstance(value, str) and value.startswith("gpu:") and value[4:].isdigit()
+    ):
+        return value
+    raise Invalid(f"must be auto, cpu, gpu or gpu:N, got {short(value)}")
+
+
+def resolve_device(requested: str) -> Device:
+    """Map a spec's ``device`` to a TensorFlow device, or raise DeviceError saying what exists."""
+    gpus = _gpus()
+    if requested == "cpu" or (requested == "auto" and not gpus):
+        return Device("cpu", "/CPU:0")
+    index = 0 if requested in ("auto", "gpu") else int(requested.split(":")[1])
+    if index >= len(gpus):
+        found = f"{len(gpus)} GPU(s)" if gpus else "no GPU"
+        raise DeviceError(f"device '{requested}' is not available: this machine has {found}",
+                          key="device", hint="use device: cpu or device: auto")
+    return Device(f"gpu:{index}", f"/GPU:{index}")
+
+
+@functools.cache
+def cpu_supports_bf16() -> bool:
+    try:
+        flags = set(CPUINFO.read_text().split())
+    except OSError:
+        return False
+    return bool(flags & BF16_CPU_FLAGS)
+
+
+def resolve_precision(requested: str, device: Device) -> str:
+    """``auto`` is bfloat16 on CPUs with AMX/AVX-512 BF16 (measured in benchmarks/speed.py), else float32.
+
+    On GPUs ``auto`` stays float32: we have not measured float16 there; ask for it explicitly.
+    """
+    if requested != "auto":
+        return requested
+    if not device.is_gpu and cpu_supports_bf16():
+        return "bfloat16"
+    return "float32"

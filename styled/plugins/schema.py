@@ -1,0 +1,83 @@
+"""What a plugin declares through ``plugin_schema``: the name a job calls it by and its options.
+
+Options are :class:`styled.settings.Field`s, the same table type as every job-spec and daemon key,
+checked by the same rules with the same messages. ``Option(name, default, help, rule, path)`` is
+the spelling plugins use to declare one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from styled.settings import Field, Invalid, check_table
+from styled.settings.fields import any_value
+from styled.settings.rules import boolean, integer, number, one_of, optional, short
+
+__all__ = ["Option", "OptionError", "PluginSchema", "boolean", "integer", "number", "one_of", "optional"]
+
+#: A plugin's fault in its options: raise it from a rule or a ``check``, with ``key=`` naming the
+#: option when a check of several options finds it.
+OptionError = Invalid
+#: ``resolve(key, value)`` turns a path as written in the spec into a real path (or raises).
+Resolver = Callable[[str, str], Path]
+
+
+def Option(name: str, default: Any, help: str, rule: Callable[[Any], Any] = any_value,  # noqa: N802
+           path: bool = False) -> Field:
+    """One option under ``plugins: {name: {option: value}}``.
+
+    ``rule(value)`` returns the value normalised (it must accept its own output) or raises
+    OptionError. A ``path`` option names a file: it is resolved and confined like the spec's
+    images (relative to the job file or the job's folder in the spool) and must exist.
+    """
+    return Field(name, default, rule, help, path=path)
+
+
+@dataclass(frozen=True)
+class PluginSchema:
+    """The name a plugin answers to in a job and the options it accepts.
+
+    ``check(options)`` sees every option normalised, defaults filled in, and raises OptionError
+    (with ``key=``) for faults that involve several options.
+    """
+
+    name: str
+    options: tuple[Field, ...] = ()
+    check: Callable[[dict[str, Any]], None] | None = None
+    help: str = ""
+
+    def option(self, name: str) -> Field:
+        return next(option for option in self.options if option.name == name)
+
+    def path_options(self) -> tuple[str, ...]:
+        """The options that name files."""
+        return tuple(option.name for option in self.options if option.path)
+
+    def apply(self, given: Mapping[str, Any] | None, resolve: Resolver | None = None) -> dict[str, Any]:
+        """``given`` validated, defaults filled in, paths resolved (when ``resolve`` is given)."""
+        values = check_table(self.options, dict(given or {}), defaults=True)
+        for name in self.path_options():
+            if values[name] is not None:
+                values[name] = _resolve_path(self.name, name, values[name], resolve)
+        if self.check is not None:
+            self.check(values)
+        return values
+
+    def settings(self, job: Any) -> dict[str, Any] | None:
+        """The options ``job`` gave this plugin, checked and with defaults, or None when it is off."""
+        given = job.plugin_options(self.name)
+        return None if given is None else self.apply(given)
+
+
+def _resolve_path(plugin: str, option: str, value: Any, resolve: Resolver | None) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise Invalid(f"must be a file name, got {short(value)}", key=option)
+    if resolve is None:
+        return value
+    path = resolve(f"plugins.{plugin}.{option}", value)
+    if not Path(path).is_file():
+        raise Invalid(f"the file '{value}' does not exist", f"looked for {path}", key=option)
+    return str(path)
