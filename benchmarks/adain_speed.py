@@ -25,9 +25,10 @@ import numpy as np  # noqa: E402 - after the TensorFlow log level is set
 from styled.engine import adain
 from styled.io import images  # noqa: E402
 
-IMAGES = Path("/work/shared/images")
-CONTENT = IMAGES / "content" / "tubingen.jpg"
-STYLE = IMAGES / "style" / "starry_night.jpg"
+#: The example images the repository ships; --content and --style take others.
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+CONTENT = EXAMPLES / "tubingen.jpg"
+STYLE = EXAMPLES / "starry_night.jpg"
 DEFAULT_SIZES = (256, 512, 1024)
 DEFAULT_PRECISIONS = ("float32", "bfloat16")
 LEVELS = 255
@@ -53,9 +54,10 @@ def timed_pass(network: adain.AdainNetwork, content: np.ndarray, style: np.ndarr
     return {"encoder": encoded - start, "adain": normalised - encoded, "decoder": decoded - normalised}, image
 
 
-def measure(precision: str, side: int, repeats: int) -> tuple[dict[str, float], np.ndarray]:
+def measure(precision: str, side: int, repeats: int, content_path: Path = CONTENT,
+            style_path: Path = STYLE) -> tuple[dict[str, float], np.ndarray]:
     network = adain.load_network(precision)
-    content, style = square(CONTENT, side), square(STYLE, side)
+    content, style = square(content_path, side), square(style_path, side)
     timed_pass(network, content, style)  # warm-up: traces the tf.functions at this size
     runs = [timed_pass(network, content, style) for _ in range(repeats)]
     medians = {stage: statistics.median(run[0][stage] for run in runs) for stage in runs[0][0]}
@@ -68,13 +70,15 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=DEFAULT_SIZES)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--precisions", nargs="+", default=DEFAULT_PRECISIONS)
+    parser.add_argument("--content", type=Path, default=CONTENT, help="content image (default: the example)")
+    parser.add_argument("--style", type=Path, default=STYLE, help="style image (default: the example)")
     args = parser.parse_args()
     print(f"{'precision':<9} {'size':>5} {'encoder':>8} {'adain':>7} {'decoder':>8} {'total s':>8}"
           f" {'max err':>8} {'mean err':>9}")
     baseline: dict[int, np.ndarray] = {}
     for precision in args.precisions:
         for side in args.sizes:
-            times, image = measure(precision, side, args.repeats)
+            times, image = measure(precision, side, args.repeats, args.content, args.style)
             if precision == "float32":
                 baseline[side] = image
             error = np.abs(image - baseline[side]) * LEVELS if side in baseline else None

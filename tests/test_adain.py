@@ -18,6 +18,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image as PILImage
 
+from styled import render
 from styled.engine import adain
 from styled.engine.job import Job
 from styled.engine.spec import JobSpec
@@ -176,7 +177,7 @@ def test_blend_statistics_interpolate_linearly():
 
 def test_render_method_adain_gives_a_normal_result(reference):
     job = make_job(reference["content"], reference["style"], size=40, preserve_colors=True, precision="auto")
-    result = styled.render(job)
+    result = render(job)
     assert result.image.shape == (40, 40, 3)
     assert (result.iterations, result.losses, result.history) == (0, {}, [])
     report = json.loads(json.dumps(result.report()))
@@ -194,7 +195,7 @@ def test_init_adain_starts_the_optimiser_from_the_adain_image(reference):
     """With no iterations the optimiser returns its starting point, which must be the AdaIN result."""
     job = make_job(reference["content"], reference["style"], method="gatys", init="adain", iterations=0,
                    scales=1, size=48)
-    started = styled.render(job).image
+    started = render(job).image
     direct = adain.stylize(replace(job, spec=replace(job.spec, method="adain")), 48).image
     np.testing.assert_allclose(started, direct, atol=1e-6)
 

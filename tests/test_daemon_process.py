@@ -21,7 +21,7 @@ from daemon_support import (
     write_job_folder,
 )
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
 
 #: Long enough that the test can act while it renders (each iteration is ~0.1 s at this size).
 SLOW_SPEC = {"content": "photo.png", "style": "style.png", "size": 48, "scales": 1}

@@ -12,7 +12,8 @@ from styled.engine.job import load_job, relative_to
 from styled.engine.spec import build_job_spec
 from styled.engine.types import Checkpoint, RenderOptions
 from styled.errors import DeviceError
-from styled.io.images import resize_to, rgb_to_yiq
+from styled.io.colour import rgb_to_yiq
+from styled.io.images import resize_to
 
 QUICK = {"size": 48, "scales": 1, "iterations": 12, "precision": "float32"}
 

@@ -99,6 +99,14 @@ class WorkJob:
     def checkpoint_path(self) -> Path:
         return self.path / CHECKPOINT_FILE
 
+    @property
+    def name(self) -> str:
+        """The job's name, from its state (the folder's name when state.json cannot be read)."""
+        try:
+            return self.state().name
+        except (OSError, ValueError, TypeError):
+            return self.path.name
+
     def state(self) -> JobState:
         return read_state(self.state_path)
 

@@ -77,7 +77,8 @@ class JobState:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
+        """Plain JSON types; keys whose value is None are left out, as version 1 wrote them."""
+        data = {key: value for key, value in dataclasses.asdict(self).items() if value is not None}
         data["release"] = list(self.release)
         data["resumed_from"] = [dict(point) for point in self.resumed_from]
         return data

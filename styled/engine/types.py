@@ -159,15 +159,13 @@ class Result:
 
 def versions() -> dict[str, str]:
     """The versions a report names, so that a result can be reproduced."""
+    import importlib.metadata
     import platform
 
-    import numpy as np
     import PIL
     import tensorflow as tf
 
-    from styled import __version__
-
-    return {"styled": __version__, "tensorflow": tf.__version__, "numpy": np.__version__,
+    return {"styled": importlib.metadata.version("styled"), "tensorflow": tf.__version__, "numpy": np.__version__,
             "pillow": PIL.__version__, "python": platform.python_version()}
 
 
