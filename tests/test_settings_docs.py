@@ -1,5 +1,5 @@
 """The docs' settings tables are the Field tables: a key added, renamed or re-defaulted in code
-changes them (``python -m styled.settings.docs job|daemon`` prints the table to paste)."""
+changes them (``python tools/settings_tables.py job|daemon`` prints the table to paste)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize(("document", "fields"), [("README.md", JOB_FIELDS), ("docs/daemon.md", DAEMON_FIELDS)])
 def test_the_documents_table_is_made_from_the_fields(document, fields):
     assert markdown_table(fields) in (REPO / document).read_text(), (
-        f"{document}'s table differs from the Fields; regenerate it with python -m styled.settings.docs")
+        f"{document}'s table differs from the Fields; regenerate it with python tools/settings_tables.py")
 
 
 def test_every_key_has_help_and_the_table_lists_each_once():

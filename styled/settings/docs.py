@@ -1,12 +1,11 @@
 """The docs' settings tables, made from the Fields (README's job-spec keys, docs/daemon.md's config).
 
-``python -m styled.settings.docs job|daemon`` prints a table; tests/test_settings_docs.py fails when
-a document's table differs from what this makes.
+``python tools/settings_tables.py job|daemon`` prints a table; tests/test_settings_docs.py fails
+when a document's table differs from what this makes.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -40,18 +39,3 @@ def markdown_table(fields: Sequence[Field]) -> str:
     rows = [f"| `{field.name}` | {default_text(field)} | {field.help} |" for field in fields]
     return "\n".join([HEADER, *rows])
 
-
-def main(argv: Sequence[str]) -> int:
-    if argv[1:] == ["job"]:
-        from styled.engine.spec import JOB_FIELDS as fields
-    elif argv[1:] == ["daemon"]:
-        from styled.daemon.config import DAEMON_FIELDS as fields
-    else:
-        print("usage: python -m styled.settings.docs job|daemon", file=sys.stderr)
-        return 2
-    print(markdown_table(fields))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main(sys.argv))
