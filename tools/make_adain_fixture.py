@@ -1,4 +1,4 @@
-r"""Write tests/fixtures/adain_reference.npz: AdaIN results computed by PyTorch, for tests/test_adain.py.
+r"""Write tests/fixtures/adain_reference.npz: AdaIN results computed by PyTorch, for tests/engine/test_adain.py.
 
 The fixture lets the tests check styled's TensorFlow AdaIN (styled/adain.py: weight conversion,
 reflection padding, ceil-mode max pooling, the variance estimator, nearest upsampling, the decoder)

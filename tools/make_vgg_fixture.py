@@ -1,6 +1,6 @@
 r"""Write tests/fixtures/vgg19_activations.npz: reference VGG-19 activations computed by PyTorch.
 
-The fixture lets tests/test_weights.py check our conversion of ``vgg_normalised.pth`` (OIHW -> HWIO,
+The fixture lets tests/nets/test_weights.py check our conversion of ``vgg_normalised.pth`` (OIHW -> HWIO,
 the 1x1 input conv, reflection padding, pooling) against the network the weights were made for,
 without making torch a dependency of styled. Run it with a Python that has torch, e.g.::
 

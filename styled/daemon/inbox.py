@@ -1,7 +1,7 @@
 """The inbox: which entries are jobs, which files each one needs, and when it has settled.
 
 The decisions are pure: :class:`InboxWatch` is given what a scan saw and the time, and says which
-jobs to claim, which are still settling and which wait for a worker (tests/daemon/test_inbox.py
+jobs to claim, which are still settling and which wait for a worker (tests/daemon/test_inbox_watch.py
 drives it with a made-up clock). styled.daemon.service does the scanning and the claiming.
 """
 

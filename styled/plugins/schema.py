@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from styled.errors import PluginError
 from styled.settings import Field, Invalid, check_table
 from styled.settings.fields import any_value
 from styled.settings.rules import boolean, integer, number, one_of, optional, short
@@ -70,6 +71,16 @@ class PluginSchema:
         """The options ``job`` gave this plugin, checked and with defaults, or None when it is off."""
         given = job.plugin_options(self.name)
         return None if given is None else self.apply(given)
+
+    def error(self, message: str, option: str | None = None, hint: str | None = None) -> PluginError:
+        """A PluginError about this plugin, or about one of its options, keyed as the spec spells it."""
+        return PluginError(message, key=f"plugins.{self.name}" + (f".{option}" if option else ""), hint=hint)
+
+    def content_of(self, job: Any, needed_for: str) -> Any:
+        """``job.content``, or a PluginError saying this plugin needs a content image ``needed_for``."""
+        if job.content is None:
+            raise self.error(f"{self.name} needs a content image {needed_for}", hint="add 'content: photo.jpg'")
+        return job.content
 
 
 def _resolve_path(plugin: str, option: str, value: Any, resolve: Resolver | None) -> str:

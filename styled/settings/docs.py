@@ -1,6 +1,6 @@
 """The docs' settings tables, made from the Fields (README's job-spec keys, docs/daemon.md's config).
 
-``python tools/settings_tables.py job|daemon`` prints a table; tests/test_settings_docs.py fails
+``python tools/settings_tables.py job|daemon`` prints a table; tests/settings/test_settings_docs.py fails
 when a document's table differs from what this makes.
 """
 

@@ -45,7 +45,6 @@ import tensorflow as tf
 
 from styled.engine.losses import tv_loss
 from styled.engine.types import LossTerm
-from styled.errors import PluginError
 from styled.io import images
 from styled.nets.layers import block_of
 from styled.plugins.builtin import long_range
@@ -139,17 +138,13 @@ class Hole:
         return self.mask[top:bottom, left:right]
 
 
-def _error(message: str, option: str | None = None, hint: str | None = None) -> PluginError:
-    return PluginError(message, key=f"plugins.{NAME}" + (f".{option}" if option else ""), hint=hint)
-
-
 def load_mask(options: Mapping[str, Any], content_shape: tuple[int, int]) -> np.ndarray:
     """The hole as a boolean (H, W) array at the content's resolution, from ``mask`` or ``region``."""
     height, width = content_shape
     if options["region"] is not None:
         x, y, w, h = options["region"]
         if x + w > width or y + h > height:
-            raise _error(f"[{x}, {y}, {w}, {h}] reaches outside the {width} x {height} content", "region")
+            raise SCHEMA.error(f"[{x}, {y}, {w}, {h}] reaches outside the {width} x {height} content", "region")
         mask = np.zeros(content_shape, bool)
         mask[y:y + h, x:x + w] = True
         return mask
@@ -162,12 +157,12 @@ def _mask_from_file(path: Path, content_shape: tuple[int, int]) -> np.ndarray:
     height, width = content_shape
     if grey.shape != content_shape:
         if abs(grey.shape[1] / grey.shape[0] - width / height) > 0.01:
-            raise _error(f"the mask is {grey.shape[1]} x {grey.shape[0]}, the content {width} x {height}", "mask",
+            raise SCHEMA.error(f"the mask is {grey.shape[1]} x {grey.shape[0]}, the content {width} x {height}", "mask",
                          "make the mask the content's size (or at least its shape)")
         grey = images.resize_to(grey, width, height)
     mask = grey > MASK_THRESHOLD
     if not mask.any():
-        raise _error("the mask has no white pixel: there is nothing to fill", "mask")
+        raise SCHEMA.error("the mask has no white pixel: there is nothing to fill", "mask")
     return mask
 
 
@@ -186,9 +181,7 @@ def prepare_job(job):
     options = SCHEMA.settings(job)
     if options is None:
         return None
-    if job.content is None:
-        raise _error("inpainting needs a content image to fill", hint="add 'content: photo.jpg'")
-    content = job.content
+    content = SCHEMA.content_of(job, "to fill")
     mask = load_mask(options, content.pixels.shape[:2])
     top, left, bottom, right = window = window_around(mask, options["context"])
     source = images.load_image(Path(options["source"])).pixels if options["source"] else None

@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 
 from styled.engine.spec import JobSpec
-from styled.errors import PluginError
 from styled.io import images
 from styled.plugins.builtin import long_range
 from styled.plugins.hookspecs import hookimpl
@@ -120,9 +119,7 @@ def prepare_job(job):
     options = SCHEMA.settings(job)
     if options is None:
         return None
-    if job.content is None:
-        raise PluginError("season transfer needs a content photo", key=f"plugins.{NAME}",
-                          hint="add 'content: photo.jpg'; the style is the reference photo")
+    SCHEMA.content_of(job, "(the photo to change; the style is the reference photo)")
     return dataclasses.replace(job, spec=with_preset(job.spec, PRESETS[options["preset"]], options["long_range"]))
 
 

@@ -120,6 +120,7 @@ def test_measures_see_aligned_rows():
     assert long_range.coherence(broken, axis=0) < 0.5 * long_range.coherence(wall, axis=0)
 
 
+@pytest.mark.slow
 def test_long_range_keeps_the_rows_of_a_regular_texture_aligned(tmp_path):
     source = tmp_path / "wall.png"
     wall = brick_wall(size=64)

@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import threading
 import time
 from pathlib import Path
@@ -49,7 +51,15 @@ def delivered(outbox: Path, count: int):
     return lambda: len(folders(outbox)) >= count and folders(outbox)
 
 
-def test_dropped_jobs_are_delivered_with_all_their_files(tmp_path):
+@pytest.fixture
+def umask_022():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+@pytest.mark.slow
+def test_dropped_jobs_are_delivered_with_all_their_files(tmp_path, umask_022):
     library_style = make_image(tmp_path / "library" / "expressionists" / "scream.png", "style/the_scream.jpg")
     (tmp_path / "plugins").mkdir()
     (tmp_path / "plugins" / "marker.py").write_text(MARKER_PLUGIN)
@@ -73,6 +83,10 @@ def test_dropped_jobs_are_delivered_with_all_their_files(tmp_path):
         assert max(result.size) == TINY_SPEC["size"]
     assert (portrait / "inputs" / "job.yaml").read_bytes() == original_spec
     assert sorted(p.name for p in (portrait / "inputs").iterdir()) == ["job.yaml", "photo.png", "style.png"]
+    modes = {path.relative_to(portrait).as_posix(): stat.S_IMODE(path.stat().st_mode)
+             for path in [portrait, *portrait.rglob("*")]}
+    assert modes == {name: 0o755 if (portrait / name).is_dir() else 0o644 for name in modes}, \
+        "under umask 022 the outbox is readable by everyone, as files written by any program"
     report = json.loads((portrait / "report.json").read_text())
     assert report["iterations"] == TINY_SPEC["iterations"] and report["losses"]["total"] > 0
     life = report["job"]
@@ -99,6 +113,7 @@ def test_a_broken_plugin_stops_the_start(tmp_path):
         daemon.run()
 
 
+@pytest.mark.slow
 def test_a_job_folder_written_slowly_is_not_taken_early(tmp_path):
     config_path = write_config(tmp_path, settle_seconds=1.5)
     inbox, work, outbox = tmp_path / "inbox", tmp_path / "work", tmp_path / "outbox"
@@ -124,6 +139,7 @@ def test_a_job_folder_written_slowly_is_not_taken_early(tmp_path):
     assert folders(tmp_path / "failed") == []
 
 
+@pytest.mark.slow
 def test_fifty_jobs_dropped_at_once_are_each_delivered_exactly_once(tmp_path):
     config_path = write_config(tmp_path, devices=["cpu", "cpu"], settle_seconds=0.3)
     inbox, outbox = tmp_path / "inbox", tmp_path / "outbox"
@@ -230,6 +246,7 @@ def bad_input_run(tmp_path_factory):
     return root, summary, originals
 
 
+@pytest.mark.slow
 def test_bad_jobs_fail_and_the_good_one_is_still_delivered(bad_input_run):
     root, summary, _ = bad_input_run
     assert folders(root / "outbox") == ["good"]
@@ -239,6 +256,7 @@ def test_bad_jobs_fail_and_the_good_one_is_still_delivered(bad_input_run):
     assert folders(root / "work") == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [*BAD_FOLDERS, *BAD_LOOSE])
 def test_each_bad_job_says_what_is_wrong_where_and_keeps_its_inputs(bad_input_run, name):
     root, _, originals = bad_input_run
@@ -255,6 +273,7 @@ def test_each_bad_job_says_what_is_wrong_where_and_keeps_its_inputs(bad_input_ru
         assert kept == originals[name], "the spec and its inputs are kept untouched"
 
 
+@pytest.mark.slow
 def test_the_symlinked_secret_is_never_copied(bad_input_run):
     root, _, _ = bad_input_run
     for path in (root / "failed").rglob("*"):
@@ -313,6 +332,7 @@ def test_events_wake_the_daemon_and_periodic_rescans_find_what_events_missed(tmp
     assert folders(outbox) == ["found_by_rescan"]
 
 
+@pytest.mark.slow
 def test_an_optimisation_job_gets_an_adain_preview_while_it_renders(tmp_path):
     from styled.daemon.status import read_status
 

@@ -15,7 +15,7 @@ from styled.daemon.config import (
 )
 from styled.errors import ConfigError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FOLDERS = "inbox: in\noutbox: out\nfailed: bad\nwork: .work\n"
 
 

@@ -58,7 +58,7 @@ def test_a_preset_fills_only_the_settings_the_job_left_at_their_defaults():
 def test_season_transfer_needs_a_content_photo():
     spec = build_job_spec({"style": str(shared_image("seasons/tree_winter.jpg")), "size": 32, "iterations": 1,
                            "scales": 1, "plugins": {"season_transfer": {}}})
-    with pytest.raises(PluginError, match="needs a content photo"):
+    with pytest.raises(PluginError, match="season_transfer needs a content image"):
         render(load_job(spec, relative_to(Path.cwd())), make_plugin_manager())
 
 
@@ -69,6 +69,7 @@ def seasons(tmp_path_factory) -> dict[str, Path]:
             "winter": tiny_copy(shared_image("seasons/tree_winter.jpg"), folder / "winter.png", 96)}
 
 
+@pytest.mark.slow
 def test_colours_move_to_the_reference_and_edges_stay_the_contents(seasons):
     pm = make_plugin_manager()
     outputs = {}

@@ -29,9 +29,9 @@ from styled.nets.weights import (
     read_legacy_torch,
 )
 
-FIXTURE = Path(__file__).parent / "fixtures" / "vgg19_activations.npz"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "vgg19_activations.npz"
 FIXTURE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SYS_INFO = {"protocol_version": LEGACY_PROTOCOL, "little_endian": True,
             "type_sizes": {"short": 2, "int": 4, "long": 4}}
 SUBPROCESS_TIMEOUT = 300  # seconds; importing TensorFlow and Keras is slow on a cold machine
@@ -311,6 +311,7 @@ def test_importing_weights_does_not_import_keras(tmp_path):
     assert result.stdout.strip() == "False", result.stderr
 
 
+@pytest.mark.slow
 def test_keras_vgg19_without_the_file_says_where_to_put_it(tmp_path):
     code = ("import json\nfrom styled.nets.weights import load_backbone\nfrom styled.errors import WeightsError\n"
             "try:\n    load_backbone('keras-vgg19')\nexcept WeightsError as error:\n"

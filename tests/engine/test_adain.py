@@ -25,7 +25,7 @@ from styled.engine.spec import JobSpec
 from styled.io.colour import rgb_to_yiq
 from styled.io.images import Image
 
-FIXTURE = Path(__file__).parent / "fixtures" / "adain_reference.npz"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "adain_reference.npz"
 #: The issue's tolerance against the PyTorch reference, per pixel and channel.
 TOLERANCE = 2 / 255
 FIXTURE_SIDE = 64
@@ -248,6 +248,7 @@ def styled(*args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=SUBPROCESS_TIMEOUT, env=environment)
 
 
+@pytest.mark.slow
 def test_cli_method_adain(tiny_images, tmp_path):
     output = tmp_path / "out.png"
     done = styled(str(tiny_images["content"]), str(tiny_images["style"]), str(tiny_images["style2"]),
@@ -262,6 +263,7 @@ def test_cli_method_adain(tiny_images, tmp_path):
     assert report["settings"]["style_blend"] == [2.0, 1.0]
 
 
+@pytest.mark.slow
 def test_cli_init_adain(tiny_images, tmp_path):
     output = tmp_path / "out.png"
     done = styled(str(tiny_images["content"]), str(tiny_images["style"]), "-o", str(output), "--size", "40",

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from daemon_support import make_image, run_cli, write_config
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -32,7 +32,7 @@ from styled.plugins.manager import (
 )
 from styled.settings.sources import parse_yaml
 
-FIXTURES = Path(__file__).parent / "plugin_fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "plugin_fixtures"
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +140,7 @@ def test_a_missing_plugins_dir_is_an_error(tmp_path):
         make_plugin_manager(tmp_path / "nowhere")
 
 
+@pytest.mark.slow
 def test_first_party_plugins_import_from_any_working_directory(tmp_path):
     code = "import styled.plugins.builtin.long_range, styled.plugins.builtin.inpainting; print(styled.plugins.builtin.long_range.NAME)"
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
@@ -252,6 +253,7 @@ def test_styled_plugins_json(capsys):
 # --- the custom-loss contract, end to end ---------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_brighten_example_makes_a_brighter_image_through_styled_render(tmp_path):
     """docs/plugins.md's walk-through plugin, loaded with --plugins-dir, in two real `styled render` runs."""
     content = tiny_copy(shared_image("content/tubingen.jpg"), tmp_path / "content.png", 96)

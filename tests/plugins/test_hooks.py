@@ -25,7 +25,7 @@ from styled.plugins import (
 )
 from styled.plugins.manager import hook_names
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "plugins.md"
 TESTS = Path(__file__).resolve().parent
 
 

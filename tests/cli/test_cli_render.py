@@ -20,6 +20,7 @@ def styled(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
                           cwd=cwd, timeout=300)
 
 
+@pytest.mark.slow
 def test_render_writes_the_image_and_a_json_report(tiny_images, tmp_path):
     out = tmp_path / "result.png"
     done = styled("render", str(tiny_images["content"]), str(tiny_images["style"]), "-o", str(out), *QUICK,
@@ -37,6 +38,7 @@ def test_render_writes_the_image_and_a_json_report(tiny_images, tmp_path):
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_a_job_file_gives_the_same_keys_with_paths_relative_to_it(tiny_images, tmp_path):
     job = tmp_path / "jobs" / "job.yaml"
     job.parent.mkdir()
@@ -53,6 +55,7 @@ def test_a_job_file_gives_the_same_keys_with_paths_relative_to_it(tiny_images, t
         assert picture.mode in ("I;16", "RGB") or "16" in picture.mode or picture.info is not None
 
 
+@pytest.mark.slow
 def test_several_styles_and_jpeg_output(tiny_images, tmp_path):
     out = tmp_path / "out.jpg"
     done = styled("render", str(tiny_images["content"]), str(tiny_images["style"]), str(tiny_images["style2"]),

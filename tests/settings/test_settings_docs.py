@@ -11,7 +11,7 @@ from styled.daemon.config import DAEMON_FIELDS
 from styled.engine.spec import JOB_FIELDS
 from styled.settings.docs import markdown_table
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(("document", "fields"), [("README.md", JOB_FIELDS), ("docs/daemon.md", DAEMON_FIELDS)])
