@@ -47,6 +47,16 @@ def subcommand(add: Callable[[argparse._SubParsersAction], None]) -> Callable[[a
     return add
 
 
+def _add_job_arguments(parser: argparse.ArgumentParser, nargs: str) -> None:
+    """The images, --texture and --set, which ``render`` and ``submit`` share."""
+    parser.add_argument("images", nargs=nargs, metavar="CONTENT STYLE [STYLE ...]",
+                        help="the content photo, then one or more style images")
+    parser.add_argument("--texture", action="store_true",
+                        help="no content image: every image given is a style, synthesise a texture from noise")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="any job-spec key; values are YAML scalars, dotted keys reach nested options")
+
+
 # --- render -------------------------------------------------------------------------------------
 
 
@@ -57,17 +67,12 @@ def add_render(subparsers: argparse._SubParsersAction) -> None:
         description="Render CONTENT in the style of STYLE (several STYLEs are blended). Writes OUT and, "
                     "beside it, OUT with the suffix .json holding the report.",
     )
-    parser.add_argument("images", nargs="*", metavar="CONTENT STYLE [STYLE ...]",
-                        help="the content photo, then one or more style images")
+    _add_job_arguments(parser, "*")
     parser.add_argument("-o", "--output", required=True, type=Path, metavar="OUT",
                         help="the result image; .png (8/16-bit), .jpg or .tif")
-    parser.add_argument("--texture", action="store_true",
-                        help="no content image: every image given is a style, synthesise a texture from noise")
     parser.add_argument("--size", type=int, help="long side of the output in pixels")
     parser.add_argument("--iterations", type=int, help="iterations at the final scale")
     parser.add_argument("--time-limit", type=float, metavar="S", help="stop the optimisation after S seconds")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="any job-spec key; values are YAML scalars, dotted keys reach nested options")
     parser.add_argument("--job", type=Path, metavar="FILE", help="read the job spec from a YAML file")
     parser.add_argument("--plugins-dir", type=Path, metavar="DIR", help="load every *.py in DIR as a plugin")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -251,11 +256,7 @@ def add_submit(subparsers: argparse._SubParsersAction) -> None:
         description="Copy CONTENT and STYLE images with a job.yaml into a job folder, written under a "
                     "temporary name and renamed into the inbox, so the daemon never sees half of it.",
     )
-    parser.add_argument("images", nargs="+", metavar="CONTENT STYLE [STYLE ...]",
-                        help="the content photo, then one or more style images")
-    parser.add_argument("--texture", action="store_true", help="no content image: every image given is a style")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="any job-spec key, as for styled render")
+    _add_job_arguments(parser, "+")
     parser.add_argument("--name", help="the job's name (default: the content image's name)")
     _add_config_option(parser)
     parser.set_defaults(func=run_submit)

@@ -21,6 +21,12 @@ class StyledError(Exception):
     #: What error.json calls this kind of error; each subclass names its own.
     kind: ClassVar[str] = "error"
 
+    def __init_subclass__(cls, kind: str | None = None, **kwargs: object) -> None:
+        """``class ImageError(StyledError, kind="image")``: each kind is named where its class is."""
+        super().__init_subclass__(**kwargs)
+        if kind is not None:
+            cls.kind = kind
+
     def __post_init__(self) -> None:
         super().__init__(self.message)
 
@@ -52,58 +58,40 @@ class StyledError(Exception):
         }
 
 
-class JobSpecError(StyledError):
+class JobSpecError(StyledError, kind="job_spec"):
     """A job spec (YAML or --set) is malformed, has an unknown key, or a bad value."""
 
-    kind = "job_spec"
 
-
-class ConfigError(StyledError):
+class ConfigError(StyledError, kind="config"):
     """The daemon configuration is invalid."""
 
-    kind = "config"
 
-
-class ImageError(StyledError):
+class ImageError(StyledError, kind="image"):
     """An image is missing, unreadable, too large, or in a format we do not accept."""
 
-    kind = "image"
 
-
-class WeightsError(StyledError):
+class WeightsError(StyledError, kind="weights"):
     """Network weights are missing, malformed, or refused by the restricted unpickler."""
 
-    kind = "weights"
 
-
-class DeviceError(StyledError):
+class DeviceError(StyledError, kind="device"):
     """The requested device does not exist on this machine."""
 
-    kind = "device"
 
-
-class PluginError(StyledError):
+class PluginError(StyledError, kind="plugin"):
     """A plugin is unknown, failed to load, or was given bad options."""
 
-    kind = "plugin"
 
-
-class SpoolError(StyledError):
+class SpoolError(StyledError, kind="spool"):
     """A job in the spool cannot be taken (bad name, escaping path, oversize spec)."""
 
-    kind = "spool"
 
-
-class PoisonJobError(SpoolError):
+class PoisonJobError(SpoolError, kind="poison"):
     """A job took the worker down ``max_attempts`` times."""
 
-    kind = "poison"
 
-
-class RenderFailed(StyledError):
+class RenderFailed(StyledError, kind="render"):
     """The engine raised something that is not a StyledError: a bug, or the device gave up."""
-
-    kind = "render"
 
 
 ERROR_TYPES: tuple[type[StyledError], ...] = (

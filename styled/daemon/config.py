@@ -74,25 +74,30 @@ class DaemonConfig:
     Folder paths are absolute: relative ones in the file resolve against the file's folder.
     """
 
-    inbox: Path = _required("where jobs are dropped")
-    outbox: Path = _required("where finished jobs are delivered")
-    failed: Path = _required("where jobs that cannot be rendered go, with `error.txt`")
-    work: Path = _required("private spool: claimed jobs, progress, checkpoints; same filesystem as `inbox`")
+    inbox: Path = _required("where people and programs drop jobs: a folder NAME/ with job.yaml and its images, or a "
+                                "loose NAME.yaml naming images that lie in the inbox")
+    outbox: Path = _required("finished jobs: outbox/NAME/ holds the result, report.json, sheet.png, loss.png and "
+                                 "inputs/")
+    failed: Path = _required("jobs that could not be rendered: failed/NAME/ holds error.txt, error.json and inputs/")
+    work: Path = _required("private spool: claimed jobs, their progress and checkpoints; must be on the inbox's "
+                              "filesystem")
     devices: tuple[str, ...] = setting(("cpu",), _devices,
                                        "one worker per entry: `cpu`, `gpu`, `gpu:N` or `auto`; `[cpu, cpu]` runs "
                                        "two CPU workers")
     defaults: Mapping[str, Any] = setting(None, mapping("a mapping of job-spec keys to values", "for example {size: 512}"),
                                           "job-spec keys applied to every job, overridden by the job's own spec; "
                                           "checked when the config loads", factory=dict)
-    library: tuple[Path, ...] = setting((), _folders, "read-only folders where a spec may also name images "
+    library: tuple[Path, ...] = setting((), _folders, "read-only folders where a job may also name images "
                                                       "(a studio's shared styles)")
     settle_seconds: float = setting(DEFAULT_SETTLE_SECONDS, number(0.0),
                                     "how long every file of a job must keep its size and mtime before the job is "
                                     "taken")
     rescan_seconds: float = setting(DEFAULT_RESCAN_SECONDS, number(0.0, exclusive_min=True),
-                                    "full inbox scan interval, whatever watchdog reports")
+                                    "seconds between full scans of the inbox (file events can be lost; the scan "
+                                    "catches them)")
     checkpoint_seconds: float = setting(DEFAULT_CHECKPOINT_SECONDS, number(0.0, exclusive_min=True),
-                                        "checkpoint interval of the running job")
+                                        "seconds between checkpoints of a running job; a crash loses at most this "
+                                        "much rendering")
     max_attempts: int = setting(DEFAULT_MAX_ATTEMPTS, integer(1, MAX_MAX_ATTEMPTS),
                                 "crashes a job may cause before it goes to `failed/` as a poison job")
     max_image_pixels: int = setting(DEFAULT_MAX_IMAGE_PIXELS, integer(1),

@@ -182,14 +182,8 @@ def _schemas(pm: pluggy.PluginManager) -> dict[str, PluginSchema]:
     return found
 
 
-def validate_job_plugins(
-    pm: pluggy.PluginManager,
-    spec: JobSpec,
-    resolve: Resolver | None = None,
-    *,
-    lines: Mapping[str, int] | None = None,
-    source: str | None = None,
-) -> JobSpec:
+def validate_job_plugins(pm: pluggy.PluginManager, spec: JobSpec, resolve: Resolver | None = None, *,
+                         lines: Mapping[str, int] | None = None, source: str | None = None) -> JobSpec:
     """The spec with each plugin's options checked and normalised (defaults filled in, paths resolved).
 
     Raises PluginError naming ``plugins.NAME`` or ``plugins.NAME.OPTION``, the bad value, the
@@ -215,14 +209,8 @@ def _available_hint(name: str, available: Mapping[str, Any]) -> str:
     return f"{close} {listing}" if close.startswith("did you mean") else listing
 
 
-def validate_job(
-    pm: pluggy.PluginManager,
-    job: Job,
-    resolve: Resolver | None = None,
-    *,
-    lines: Mapping[str, int] | None = None,
-    source: str | None = None,
-) -> Job:
+def validate_job(pm: pluggy.PluginManager, job: Job, resolve: Resolver | None = None, *,
+                 lines: Mapping[str, int] | None = None, source: str | None = None) -> Job:
     """``job`` with its spec's plugins validated: see :func:`validate_job_plugins`."""
     return dataclasses.replace(job, spec=validate_job_plugins(pm, job.spec, resolve, lines=lines, source=source))
 

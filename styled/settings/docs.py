@@ -39,3 +39,32 @@ def markdown_table(fields: Sequence[Field]) -> str:
     rows = [f"| `{field.name}` | {default_text(field)} | {field.help} |" for field in fields]
     return "\n".join([HEADER, *rows])
 
+
+
+#: config.yaml's comments are wrapped to this width.
+YAML_COMMENT_WIDTH = 100
+
+
+def yaml_comment(field: Field) -> str:
+    """The comment above a key in a YAML file: the Field's help, wrapped."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(field.help, YAML_COMMENT_WIDTH - 2, initial_indent="# ",
+                                   subsequent_indent="# ", break_on_hyphens=False))
+
+
+def yaml_document(fields: Sequence[Field], values: Mapping[str, Any], header: str = "") -> str:
+    """A YAML file setting every field to ``values[name]``, each key under its help as a comment.
+
+    config.yaml is this document for the daemon's Fields and the shipped values, so that its
+    comments cannot drift from the help texts (tests/settings/test_settings_docs.py).
+    """
+    import yaml
+
+    blocks = [header.rstrip("\n") + "\n"] if header else []
+    for field in fields:
+        value = yaml.safe_dump(values[field.name], default_flow_style=True, allow_unicode=True, sort_keys=False,
+                               width=1 << 16)
+        value = value.removesuffix("\n").removesuffix("\n...").strip()
+        blocks.append(f"{yaml_comment(field)}\n{field.name}: {value}")
+    return "\n".join(blocks) + "\n"

@@ -85,7 +85,8 @@ def bad_inputs(tiny_images, tmp_path):
 
 
 @pytest.mark.parametrize("case", ["missing file", "not an image", "truncated", "unknown key", "out of range",
-                                  "bad choice", "bad output suffix", "only one image", "missing gpu"])
+                                  "bad choice", "bad output suffix", "only one image",
+                                  pytest.param("missing gpu", marks=pytest.mark.slow)])
 def test_bad_input_is_one_clear_line_and_a_non_zero_exit(tiny_images, tmp_path, case):
     args, expected = bad_inputs(tiny_images, tmp_path)[case]
     if "-o" not in args:

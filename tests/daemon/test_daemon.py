@@ -320,6 +320,7 @@ def test_watchdog_pings_only_while_every_worker_is_alive(tmp_path):
         listener.close()
 
 
+@pytest.mark.slow
 def test_events_wake_the_daemon_and_periodic_rescans_find_what_events_missed(tmp_path):
     """With the observer watching nothing useful, a job is still found by the rescan."""
     config_path = write_config(tmp_path, rescan_seconds=1.0)

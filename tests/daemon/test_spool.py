@@ -315,6 +315,7 @@ def test_fail_moves_the_inputs_untouched_with_both_error_files(spool):
 # --- the lock, submit ---
 
 
+@pytest.mark.slow
 def test_one_daemon_per_spool(spool):
     work = spool.config.work
     with SpoolLock(work):

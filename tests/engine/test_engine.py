@@ -40,6 +40,7 @@ def test_the_output_is_the_best_image_seen(tiny_images):
     assert 0.0 <= result.image.min() and result.image.max() <= 1.0
 
 
+@pytest.mark.slow
 def test_a_seed_makes_runs_reproducible(tiny_images):
     first = render(make_job(tiny_images, init="noise", seed=3, iterations=5))
     second = render(make_job(tiny_images, init="noise", seed=3, iterations=5))
@@ -66,6 +67,7 @@ def test_preserve_colors_keeps_the_contents_chroma(tiny_images):
     assert np.abs(rgb_to_yiq(plain.image)[..., 1:] - rgb_to_yiq(content)[..., 1:]).mean() > 0.01
 
 
+@pytest.mark.slow
 def test_time_limit_ends_the_optimisation(tiny_images):
     started = time.monotonic()
     result = render(make_job(tiny_images, iterations=100_000, time_limit=3))
@@ -106,6 +108,7 @@ def test_progress_events_report_scale_iteration_loss_and_eta(tiny_images):
     assert events[0].loss > events[-1].loss
 
 
+@pytest.mark.slow
 def test_interrupted_render_checkpoints_and_resumes(tiny_images, tmp_path):
     job = make_job(tiny_images, iterations=10)
     saved: list[Checkpoint] = []

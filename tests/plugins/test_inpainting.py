@@ -29,6 +29,7 @@ def photo(tmp_path_factory) -> Path:
     return tiny_copy(shared_image("inpainting/building.jpg"), folder / "building.png", 96)
 
 
+@pytest.mark.slow
 def test_a_region_changes_only_its_pixels_and_the_output_keeps_the_input_size(photo, tmp_path):
     out = tmp_path / "filled.png"
     x, y, w, h = 40, 30, 20, 20
@@ -43,6 +44,7 @@ def test_a_region_changes_only_its_pixels_and_the_output_keeps_the_input_size(ph
     assert np.abs(after[~outside].astype(int) - before[~outside]).mean() > 5  # the hole was refilled
 
 
+@pytest.mark.slow
 def test_a_mask_file_is_found_relative_to_the_job_file(photo, tmp_path):
     before = pixels(photo)
     mask = np.zeros(before.shape[:2], np.uint8)

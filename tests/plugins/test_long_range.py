@@ -57,6 +57,7 @@ def test_feature_lengths_follow_vgg_pooling():
 # --- texture synthesis --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_texture_synthesis_from_the_command_line_starts_from_noise(tmp_path):
     source = tmp_path / "stripes.png"
     PILImage.fromarray((stripes(48, 8) * 255).astype(np.uint8)).save(source)

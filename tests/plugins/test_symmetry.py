@@ -44,6 +44,7 @@ def test_exact_mode_renders_a_left_right_symmetric_photo(tiny_images, tmp_path):
     assert symmetry.mirror_error(saved(tiny_images["content"]), symmetry.LEFT_RIGHT)[0] > 10.0
 
 
+@pytest.mark.slow
 def test_exact_mode_both_mirrors_on_a_texture_over_two_scales(tmp_path):
     source = tiny_copy(shared_image("textures/symmetry1.jpg"), tmp_path / "balloon.png", 64)
     out = tmp_path / "texture.png"

@@ -24,3 +24,15 @@ def test_every_key_has_help_and_the_table_lists_each_once():
     for fields in (JOB_FIELDS, DAEMON_FIELDS):
         names = [field.name for field in fields]
         assert len(names) == len(set(names)) and all(field.help for field in fields)
+
+
+def test_config_yaml_comments_are_the_fields_help():
+    """config.yaml is the daemon's Fields written out: every key, in order, under its help text."""
+    import yaml
+
+    from styled.settings.docs import yaml_document
+
+    text = (REPO / "config.yaml").read_text()
+    header = text.split("\n\n", 1)[0] + "\n"
+    expected = yaml_document(DAEMON_FIELDS, yaml.safe_load(text), header)
+    assert text == expected, "config.yaml's comments differ from the Fields' help; run python tools/settings_tables.py config"

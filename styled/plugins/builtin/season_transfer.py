@@ -32,15 +32,7 @@ from styled.engine.spec import JobSpec
 from styled.io import images
 from styled.plugins.builtin import long_range
 from styled.plugins.hookspecs import hookimpl
-from styled.plugins.schema import (
-    Option,
-    PluginSchema,
-    boolean,
-    integer,
-    number,
-    one_of,
-    optional,
-)
+from styled.plugins.schema import Option, PluginSchema, boolean, integer, number, one_of, optional
 
 NAME = "season_transfer"
 PHOTO, VIVID = "photo", "vivid"
