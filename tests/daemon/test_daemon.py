@@ -348,3 +348,26 @@ def test_an_optimisation_job_gets_an_adain_preview_while_it_renders(tmp_path):
         running = read_status(load_daemon_config(config_path)).running
         assert running and running[0]["preview"].endswith("preview.png")
         wait_for(delivered(outbox, 1), what="the delivery")
+
+
+def test_a_spool_written_by_styled_0_1_0_resumes_after_the_upgrade(tmp_path):
+    """A work folder as styled 0.1.0 left it (untyped state.json, no version, nulls written out),
+    killed mid-render: the new daemon reads it, renders it as attempt 2, and delivers it once."""
+    config_path = write_config(tmp_path)
+    job_dir = tmp_path / "work" / "old" / "job"
+    job_dir.mkdir(parents=True)
+    make_image(job_dir / "photo.png")
+    make_image(job_dir / "style.png", "style/starry_night.jpg")
+    (job_dir / "job.yaml").write_text(yaml.safe_dump({"content": "photo.png", "style": "style.png", **TINY_SPEC}))
+    version_1 = {"id": "0" * 32, "name": "old", "kind": "folder", "spec": "job.yaml",
+                 "source": str(tmp_path / "inbox" / "old"), "status": "rendering", "attempts": 1,
+                 "received": "2026-11-01T10:00:00.000+00:00", "claimed": "2026-11-01T10:00:01.000+00:00",
+                 "started": "2026-11-01T10:00:02.000+00:00", "device": "cpu#1", "defaults": {},
+                 "release": [], "resumed_from": []}
+    (job_dir.parent / "state.json").write_text(json.dumps(version_1))
+    with daemon_thread(config_path, once=True) as daemon:
+        wait_for(delivered(tmp_path / "outbox", 1), what="the old job's delivery")
+    report = read_json(tmp_path / "outbox" / "old" / "report.json")
+    assert report["job"]["id"] == "0" * 32 and report["job"]["attempts"] == 2
+    assert report["job"]["started"] == version_1["started"], "the first start is kept"
+    assert daemon.summary.delivered == 1 and folders(tmp_path / "work") == []
