@@ -12,6 +12,7 @@ from pathlib import Path
 from styled.errors import (
     ConfigError,
     DeviceError,
+    FileKindError,
     ImageError,
     JobSpecError,
     PluginError,
@@ -33,6 +34,7 @@ EXIT_CODES: dict[type[StyledError], int] = {
     ImageError: EXIT_BAD_INPUT,
     PluginError: EXIT_BAD_INPUT,
     DeviceError: EXIT_BAD_INPUT,
+    FileKindError: EXIT_BAD_INPUT,
     SpoolError: EXIT_BAD_INPUT,
     WeightsError: EXIT_MISSING_WEIGHTS,
 }

@@ -82,6 +82,10 @@ class PluginError(StyledError, kind="plugin"):
     """A plugin is unknown, failed to load, or was given bad options."""
 
 
+class FileKindError(StyledError, kind="file"):
+    """A path names a FIFO, a device, a socket, a link or a folder where a regular file is needed."""
+
+
 class SpoolError(StyledError, kind="spool"):
     """A job in the spool cannot be taken (bad name, escaping path, oversize spec)."""
 
@@ -95,8 +99,8 @@ class RenderFailed(StyledError, kind="render"):
 
 
 ERROR_TYPES: tuple[type[StyledError], ...] = (
-    JobSpecError, ConfigError, ImageError, WeightsError, DeviceError, PluginError, SpoolError, PoisonJobError,
-    RenderFailed,
+    JobSpecError, ConfigError, ImageError, WeightsError, DeviceError, PluginError, FileKindError, SpoolError,
+    PoisonJobError, RenderFailed,
 )
 
 

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from styled.daemon.config import DaemonConfig
 from styled.daemon.paths import confine, is_inside
 from styled.engine.spec import PATH_KEYS
 from styled.errors import SpoolError
+from styled.io.files import read_regular
+from styled.settings.sources import load_strict
 
 JOB_FILE = "job.yaml"
 JOB_FILE_ALIASES = (JOB_FILE, "job.yml")
@@ -45,14 +45,18 @@ def spec_references(data: Any) -> list[tuple[str, str]]:
 
 
 def read_spec_leniently(path: Path, max_bytes: int) -> Any:
-    """The spec's data, or None when it is too big, unreadable or not YAML (validation says why later)."""
-    try:
-        if path.is_symlink() or path.stat().st_size > max_bytes:
-            return None
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return None
+    """The spec's data, or None when it is not a regular file, too big, unreadable or not YAML.
 
+    The scan only wants to know which files a spec names; the job's validation says later, with
+    the line, what is wrong. Nothing a spec holds can raise out of here or block it.
+    """
+    try:
+        data = read_regular(path, follow_links=False, max_bytes=max_bytes)
+        if len(data) > max_bytes:
+            return None
+        return load_strict(data.decode("utf-8"))[0]
+    except Exception:  # noqa: BLE001 - see the docstring: any fault means "names nothing we know"
+        return None
 
 
 

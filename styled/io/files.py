@@ -15,14 +15,18 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import fcntl
 import json
 import os
 import secrets
 import shutil
+import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
+
+from styled.errors import FileKindError
 
 #: Modes before the umask: what open(2) and mkdir(2) are given by every ordinary Unix tool.
 FILE_MODE = 0o666
@@ -31,6 +35,74 @@ PRIVATE_FOLDER_MODE = 0o700
 #: Temporary files and folders are hidden and marked, so scans skip them and recovery finds them.
 TEMP_MARK = ".tmp-"
 TEMP_TOKEN_BYTES = 4
+
+
+#: What messages call each kind of file that is not a regular one.
+FILE_KINDS = {
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFLNK: "a symbolic link",
+    stat.S_IFDIR: "a folder",
+}
+
+
+def kind_of(mode: int) -> str:
+    """``a FIFO (named pipe)``, ``a symbolic link``, ... or ``a regular file``, from an st_mode."""
+    return FILE_KINDS.get(stat.S_IFMT(mode), "a regular file")
+
+
+# --- reading what others wrote ------------------------------------------------------------------
+
+
+@contextmanager
+def open_regular(path: Path, *, follow_links: bool = True) -> Iterator[BinaryIO]:
+    """Open ``path`` for reading only if it is a regular file; FileKindError for anything else.
+
+    A FIFO would block open(2) for ever and a device may do anything when read, so the kind is
+    checked before opening, and again on the open descriptor (O_NONBLOCK, so that a FIFO swapped
+    in meanwhile cannot block us). ``follow_links=False`` refuses a symbolic link in the last
+    component (O_NOFOLLOW).
+    """
+    path = Path(path)
+    _require_regular(os.stat(path) if follow_links else os.lstat(path), path)
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow_links else os.O_NOFOLLOW)
+    try:
+        descriptor = os.open(path, flags)
+    except OSError as error:
+        if error.errno == errno.ELOOP and not follow_links:
+            raise _not_regular(path, FILE_KINDS[stat.S_IFLNK]) from None
+        raise
+    try:
+        _require_regular(os.fstat(descriptor), path)
+        fcntl.fcntl(descriptor, fcntl.F_SETFL, fcntl.fcntl(descriptor, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+        stream = os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+    with stream:
+        yield stream
+
+
+def read_regular(path: Path, *, follow_links: bool = True, max_bytes: int | None = None) -> bytes:
+    """The bytes of a regular file (see :func:`open_regular`), at most ``max_bytes`` + 1 of them.
+
+    Reading one byte past the limit lets the caller tell a file that grew past it from one that
+    fits, whatever its size said a moment ago.
+    """
+    with open_regular(path, follow_links=follow_links) as stream:
+        return stream.read(-1 if max_bytes is None else max_bytes + 1)
+
+
+def _require_regular(info: os.stat_result, path: Path) -> None:
+    if not stat.S_ISREG(info.st_mode):
+        raise _not_regular(path, kind_of(info.st_mode))
+
+
+def _not_regular(path: Path, kind: str) -> FileKindError:
+    return FileKindError(f"is {kind}, not a regular file", where=str(path),
+                         hint="drop real files: styled reads no links, pipes, devices or sockets")
 
 
 def _temporary_name(name: str) -> str:

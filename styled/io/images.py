@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import ExifTags, ImageOps, UnidentifiedImageError
 from PIL import Image as PILImage
 
-from styled.errors import ImageError
-from styled.io.files import atomic_write_bytes
+from styled.errors import FileKindError, ImageError
+from styled.io.files import atomic_write_bytes, open_regular
 
 logger = logging.getLogger(__name__)
 
@@ -104,48 +106,55 @@ class Image:
 
 
 def load_image(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image:
-    """Open ``path`` as an image, refusing non-images and oversize images before decoding."""
+    """Open ``path`` as an image, refusing non-images and oversize images before decoding.
+
+    The file is opened once, and only if it is a regular file (a FIFO would block, a device may do
+    anything when read); everything after that reads the same open file.
+    """
     path = Path(path)
-    _check_is_file(path)
-    with _open_header(path) as header:
+    try:
+        with open_regular(path) as stream:
+            return _load_stream(stream, path, max_pixels)
+    except FileNotFoundError:
+        raise ImageError("the image does not exist", where=str(path), hint="check the path") from None
+    except FileKindError as kind:
+        message = "is a folder, not an image" if "folder" in kind.message else kind.message
+        raise ImageError(message, where=str(path), hint="name an image file") from None
+    except PermissionError:
+        raise ImageError("cannot be read: permission denied", where=str(path)) from None
+
+
+def _load_stream(stream: BinaryIO, path: Path, max_pixels: int) -> Image:
+    if os.fstat(stream.fileno()).st_size == 0:
+        raise ImageError("not an image: the file is empty", where=str(path))
+    with _open_header(stream, path) as header:
         _check_format(header, path)
         _check_pixel_count(header.size, max_pixels, path)
-        if _is_reduced_png16(path, header):
-            pixels, alpha = _load_png16(path, _header_orientation(header))
+        if _is_reduced_png16(stream, header):
+            pixels, alpha = _load_png16(stream, path, _header_orientation(header))
             return Image(pixels, alpha, path, bit_depth=16)
         bit_depth = _source_bit_depth(header, path)  # the TIFF tags go with the header
         pixels, alpha = _to_arrays(_decode(header, path), path)
         return Image(pixels, alpha, path, bit_depth=bit_depth)
 
 
-def _check_is_file(path: Path) -> None:
-    if not path.exists():
-        raise ImageError("the image does not exist", where=str(path), hint="check the path")
-    if path.is_dir():
-        raise ImageError("is a folder, not an image", where=str(path), hint="name an image file")
-    if path.stat().st_size == 0:
-        raise ImageError("not an image: the file is empty", where=str(path))
-
-
-def _open_header(path: Path) -> PILImage.Image:
+def _open_header(stream: BinaryIO, path: Path) -> PILImage.Image:
     """Read only the header, trying only the allowed formats' decoders."""
     try:
-        return PILImage.open(path, formats=DECODERS)
+        return PILImage.open(stream, formats=DECODERS)
     except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning) as exc:
         # Pillow's own limit, checked inside open(); it is process-wide, so we leave it alone.
         raise ImageError(f"too large to open safely: {exc}", where=str(path),
                          hint="shrink the image before using it") from exc
     except UnidentifiedImageError as exc:
-        raise _unidentified_error(path) from exc
-    except PermissionError as exc:
-        raise ImageError("cannot be read: permission denied", where=str(path)) from exc
+        raise _unidentified_error(stream, path) from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise _corrupt_error(path, exc) from exc
 
 
-def _unidentified_error(path: Path) -> ImageError:
-    with path.open("rb") as stream:
-        head = stream.read(max(map(len, FORMAT_SIGNATURES)))
+def _unidentified_error(stream: BinaryIO, path: Path) -> ImageError:
+    stream.seek(0)
+    head = stream.read(max(map(len, FORMAT_SIGNATURES)))
     if head.startswith(FORMAT_SIGNATURES):
         return ImageError("the image is truncated or corrupt", where=str(path),
                           hint="export or copy it again")
@@ -235,12 +244,14 @@ def _source_bit_depth(header: PILImage.Image, path: Path) -> int:
 # --- 16-bit colour PNG --------------------------------------------------------------------------
 
 
-def _is_reduced_png16(path: Path, picture: PILImage.Image) -> bool:
+def _is_reduced_png16(stream: BinaryIO, picture: PILImage.Image) -> bool:
     """A 16-bit PNG with colour or alpha, which Pillow would cut down to 8 bits."""
     if picture.format != "PNG":
         return False
-    with path.open("rb") as stream:
-        header = stream.read(PNG_IHDR_COLOUR_TYPE_OFFSET + 1)
+    stream.seek(0)
+    header = stream.read(PNG_IHDR_COLOUR_TYPE_OFFSET + 1)
+    if len(header) <= PNG_IHDR_COLOUR_TYPE_OFFSET:
+        return False
     depth, colour_type = header[PNG_IHDR_DEPTH_OFFSET], header[PNG_IHDR_COLOUR_TYPE_OFFSET]
     return depth == 16 and colour_type in PNG_COLOUR_TYPES_PILLOW_REDUCES
 
@@ -254,12 +265,13 @@ def _header_orientation(header: PILImage.Image) -> int:
     return exif.get(ExifTags.Base.Orientation, 1)
 
 
-def _load_png16(path: Path, orientation: int) -> tuple[np.ndarray, np.ndarray | None]:
+def _load_png16(stream: BinaryIO, path: Path, orientation: int) -> tuple[np.ndarray, np.ndarray | None]:
     """Full 16-bit precision through TensorFlow's PNG decoder (Pillow has no 16-bit RGB mode)."""
     import tensorflow as tf  # heavy; only 16-bit colour PNGs need it
 
+    stream.seek(0)
     try:
-        raw = tf.io.decode_png(path.read_bytes(), channels=0, dtype=tf.uint16).numpy()
+        raw = tf.io.decode_png(stream.read(), channels=0, dtype=tf.uint16).numpy()
     except tf.errors.OpError as exc:  # its message is mostly TensorFlow's own plumbing
         raise _corrupt_error(path, "invalid PNG data") from exc
     values = _orient(raw.astype(np.float32) / np.float32(np.iinfo(np.uint16).max), orientation)
