@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from styled.engine.spec import JOB_FIELDS
+from styled.engine.spec import JOB_FIELDS, MAX_SIZE, MIN_SIZE
 from styled.errors import ConfigError
 from styled.nets.devices import device_name
 from styled.settings import Field, Invalid, check_table, located, setting, table
@@ -42,6 +42,8 @@ DEFAULT_LOG_PROGRESS_PERCENT = 25
 #: How long a job may name a file that is not there yet before it fails (its writer may be slow).
 DEFAULT_MISSING_FILE_SECONDS = 60.0
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+#: What the daemon does with a job over an operator limit (``max_size``, ...).
+OVER_LIMIT = ("refuse", "clamp")
 SPOOL_FOLDERS = ("inbox", "outbox", "failed", "work")
 #: Keys whose change needs a restart: the spool moving under running jobs, or new worker threads.
 RESTART_KEYS = (*SPOOL_FOLDERS, "devices")
@@ -104,6 +106,18 @@ class DaemonConfig:
                                     "images with more pixels (width x height) are refused")
     max_spec_bytes: int = setting(DEFAULT_MAX_SPEC_BYTES, integer(MIN_SPEC_BYTES),
                                   "larger specs are refused without being parsed")
+    max_size: int | None = setting(None, integer(MIN_SIZE, MAX_SIZE),
+                                   "the largest `size` (long side, pixels) a job may ask for; null for the "
+                                   f"spec's own limit of {MAX_SIZE}", shown="null")
+    max_iterations: int | None = setting(None, integer(0),
+                                         "the most `iterations` (and `coarse_iterations`) a job may ask for; null "
+                                         "for no limit", shown="null")
+    max_time_limit: float | None = setting(None, number(0.0, exclusive_min=True),
+                                           "the longest `time_limit` in seconds a job may ask for; a job that gives "
+                                           "none gets this one; null for no limit", shown="null")
+    over_limit: str = setting("refuse", one_of(*OVER_LIMIT),
+                              "`refuse`: a job over `max_size`, `max_iterations` or `max_time_limit` fails at once "
+                              "saying which; `clamp`: it runs at the limit, and its report says so")
     missing_file_seconds: float = setting(DEFAULT_MISSING_FILE_SECONDS, number(0.0),
                                           "how long a job may name a file that is not there yet")
     progress_seconds: float = setting(DEFAULT_PROGRESS_SECONDS, number(0.0, exclusive_min=True),

@@ -10,6 +10,7 @@ from styled.daemon.inbox import FOLDER
 from styled.daemon.spool import WorkJob
 from styled.daemon.state import JobState
 from styled.errors import StyledError
+from styled.io.files import LeftOut
 
 
 def public_error(error: StyledError, work: WorkJob, state: JobState) -> StyledError:
@@ -33,6 +34,11 @@ def _relative_to_job(path: Path, job_dir: Path) -> Path | None:
     return None
 
 
+def left_out_notes(state: JobState) -> list[str]:
+    """One line per entry the claim did not copy: ``photo.png: a symbolic link to /etc/passwd``."""
+    return [LeftOut(**item).describe() for item in state.left_out]
+
+
 def failure_text(state: JobState, error: StyledError, failed_folder: Path) -> str:
     """error.txt: what was wrong, where, and how to fix it, for a person."""
     problem = error.message
@@ -44,6 +50,9 @@ def failure_text(state: JobState, error: StyledError, failed_folder: Path) -> st
     if error.hint:
         lines.append(f"Fix:     {error.hint}")
     lines += ["", f"The spec and its images are in {failed_folder}/{state.name}/inputs/, untouched: fix them",
-              "and move them back into the inbox to try again.", "",
+              "and move them back into the inbox to try again."]
+    if state.left_out:
+        lines += ["", "Not carried (styled copies regular files only):", *(f"  {note}" for note in left_out_notes(state))]
+    lines += ["",
               f"(error kind: {error.kind}; job id {state.id}; error.json has the same for programs)"]
     return "\n".join(lines) + "\n"

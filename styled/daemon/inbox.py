@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,8 +32,14 @@ FOLDER = "folder"
 LOOSE = "loose"
 
 
-def spec_references(data: Any) -> list[tuple[str, str]]:
-    """(key, value) of every file a raw spec names, skipping values of the wrong type."""
+#: ``files(plugins_table)``: (dotted key, file name) of every file a raw spec's ``plugins:`` table
+#: names (styled.plugins.manager.plugin_file_finder makes one from the plugins' schemas).
+PluginFiles = Callable[[Mapping[str, Any]], list[tuple[str, str]]]
+
+
+def spec_references(data: Any, plugin_files: PluginFiles | None = None) -> list[tuple[str, str]]:
+    """(key, value) of every file a raw spec names, plugin options' files included, skipping
+    values of the wrong type."""
     if not isinstance(data, dict):
         return []
     found = []
@@ -41,6 +47,9 @@ def spec_references(data: Any) -> list[tuple[str, str]]:
         value = data.get(key)
         values = value if isinstance(value, list) else [value]
         found.extend((key, item) for item in values if isinstance(item, str) and item)
+    plugins = data.get("plugins")
+    if plugin_files is not None and isinstance(plugins, Mapping):
+        found.extend(plugin_files(plugins))
     return found
 
 
@@ -97,7 +106,11 @@ def scan_inbox(inbox: Path) -> list[Pending]:
     for entry in entries:
         if is_ignored(entry.name):
             continue
-        if entry.is_dir(follow_symlinks=True):
+        try:
+            is_folder = entry.is_dir(follow_symlinks=True)
+        except OSError:  # swapped or removed while we looked: the next scan sees what it became
+            continue
+        if is_folder:
             found.append((entry, Pending(Path(entry.path), FOLDER, entry.name)))
         elif entry.name.lower().endswith(SPEC_SUFFIXES):
             found.append((entry, Pending(Path(entry.path), LOOSE, Path(entry.name).stem)))
@@ -121,7 +134,7 @@ class Readiness:
     writing: list[str] = field(default_factory=list)  # *.part / *.tmp inside a job folder
 
 
-def readiness(pending: Pending, config: DaemonConfig) -> Readiness:
+def readiness(pending: Pending, config: DaemonConfig, plugin_files: PluginFiles | None = None) -> Readiness:
     """The files whose size and mtime must hold still, and the referenced files still missing."""
     ready = Readiness()
     _add_signature(ready, pending.path)
@@ -136,7 +149,7 @@ def readiness(pending: Pending, config: DaemonConfig) -> Readiness:
     if not os.path.lexists(spec):
         ready.missing.append(spec.name)
         return ready
-    for key, value in cached_references(spec, config.max_spec_bytes):
+    for key, value in cached_references(spec, config.max_spec_bytes, plugin_files):
         try:
             path = confine(value, roots, key=key, flat=pending.kind == LOOSE)
         except SpoolError:
@@ -148,19 +161,21 @@ def readiness(pending: Pending, config: DaemonConfig) -> Readiness:
     return ready
 
 
-def cached_references(spec: Path, max_bytes: int) -> tuple[tuple[str, str], ...]:
+def cached_references(spec: Path, max_bytes: int,
+                      plugin_files: PluginFiles | None = None) -> tuple[tuple[str, str], ...]:
     """The files a spec names; parsed again only when the spec's size or mtime changes (the inbox
     is polled several times a second while jobs settle, and YAML parsing is the costly part)."""
     try:
         info = spec.lstat()
     except OSError:
         return ()
-    return _references(str(spec), info.st_size, info.st_mtime_ns, max_bytes)
+    return _references(str(spec), info.st_size, info.st_mtime_ns, max_bytes, plugin_files)
 
 
 @functools.lru_cache(maxsize=REFERENCE_CACHE_SIZE)
-def _references(spec: str, size: int, mtime_ns: int, max_bytes: int) -> tuple[tuple[str, str], ...]:
-    return tuple(spec_references(read_spec_leniently(Path(spec), max_bytes)))
+def _references(spec: str, size: int, mtime_ns: int, max_bytes: int,
+                plugin_files: PluginFiles | None) -> tuple[tuple[str, str], ...]:
+    return tuple(spec_references(read_spec_leniently(Path(spec), max_bytes), plugin_files))
 
 
 def _add_signature(ready: Readiness, path: Path) -> None:

@@ -18,27 +18,30 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from styled.daemon.config import DaemonConfig
-from styled.daemon.failure import failure_text, public_error
+from styled.daemon.failure import failure_text, left_out_notes, public_error
 from styled.daemon.inbox import FOLDER, LOOSE
+from styled.daemon.jobqueue import device_matches
+from styled.daemon.limits import apply_limits
 from styled.daemon.paths import check_output_name, confine, is_inside
 from styled.daemon.spool import INPUTS_DIR, LIBRARY_INPUTS_DIR, Spool, WorkJob
 from styled.daemon.state import JobState, Status, now_iso
 from styled.engine.types import Checkpoint, Progress, RenderOptions, Result, clock
 from styled.errors import (
     JobSpecError,
+    SpoolError,
     PoisonJobError,
     RenderFailed,
     StyledError,
     error_from_dict,
 )
-from styled.io.files import atomic_write_json
+from styled.io.files import LeftOut, atomic_write_json
 
 if TYPE_CHECKING:  # pragma: no cover
     from styled.engine.job import Job
 
 log = logging.getLogger(__name__)
 
-DELIVERED, FAILED, INTERRUPTED, SKIPPED = "delivered", "failed", "interrupted", "skipped"
+DELIVERED, FAILED, INTERRUPTED, SKIPPED, ABANDONED = "delivered", "failed", "interrupted", "skipped", "abandoned"
 
 
 class StatusBoard:
@@ -106,7 +109,7 @@ class ProgressTracker:
         atomic_write_json(self.work.progress_path, {
             "name": self.name, "device": self.worker, "scale": progress.scale, "scales": progress.scales,
             "width": progress.width, "height": progress.height, "iteration": progress.iteration,
-            "iterations": progress.iterations, "loss": progress.loss, "terms": dict(progress.terms),
+            "iterations": progress.iterations, "done": progress.done, "loss": progress.loss, "terms": dict(progress.terms),
             "percent": round(percent, 1), "elapsed": round(progress.elapsed, 3),
             "eta": None if progress.eta is None else round(progress.eta, 3), "updated": now_iso(),
         })
@@ -118,6 +121,8 @@ class Prepared:
 
     job: Job
     library_files: tuple[tuple[str, Path], ...]
+    #: What the daemon changed (limits clamped), for the report's warnings.
+    notes: tuple[str, ...] = ()
 
 
 class JobRunner:
@@ -134,19 +139,26 @@ class JobRunner:
         return functools.cache(load_backbone)
 
     def run(self, work: WorkJob) -> str:
-        """Render and deliver; return DELIVERED, FAILED, INTERRUPTED or SKIPPED."""
-        state = work.state()
+        """Render and deliver; return DELIVERED, FAILED, INTERRUPTED, SKIPPED or ABANDONED."""
+        try:
+            state = work.state()
+        except (OSError, ValueError, TypeError):
+            return self._abandoned(work)
         try:
             if state.status == Status.FAILING and state.error:
                 return self._fail(work, state, error_from_dict(dict(state.error)))
             self._check_claim(state)
+            state = self._begin_attempt(work, state)
             prepared = self._prepare(work, state)
             if self.context.stop.is_set():
+                work.update(status=Status.QUEUED, attempts=max(0, state.attempts - 1))
                 return SKIPPED
             result = self._render(work, state, prepared.job)
         except StyledError as error:
             return self._fail(work, state, public_error(error, work, state))
         except Exception as error:  # noqa: BLE001 - one job's bug must not take the worker down
+            if not work.path.exists():
+                return self._abandoned(work)
             log.exception("render of %s raised", state.name)
             return self._fail(work, state, RenderFailed(
                 f"the render failed: {type(error).__name__}: {error}",
@@ -160,11 +172,23 @@ class JobRunner:
         config = self.context.config()
         if state.claim_error:
             raise error_from_dict(dict(state.claim_error))
-        if state.attempts >= config.max_attempts:
+        if state.strikes >= config.max_attempts:
             raise PoisonJobError(
-                f"the job took the worker down {state.attempts} times (max_attempts is {config.max_attempts})",
+                f"the job took the worker down {state.strikes} times in a row without making progress "
+                f"(max_attempts is {config.max_attempts})",
                 hint="it may need more memory than the device has, or trip a bug: try a smaller size, or "
                      "report it with the inputs attached")
+
+    def _begin_attempt(self, work: WorkJob, state: JobState) -> JobState:
+        """Record the attempt before anything of the job is read, so that a crash anywhere in it,
+        parsing included, is seen by the next start (docs/daemon.md, "Poison jobs")."""
+        return work.update(status=Status.PREPARING, attempts=state.attempts + 1, device=self.device,
+                           started=state.started or now_iso())
+
+    def _abandoned(self, work: WorkJob) -> str:
+        log.warning("the work folder %s was removed while its job ran; the job is abandoned", work.path)
+        self.context.count(FAILED)
+        return ABANDONED
 
     def _prepare(self, work: WorkJob, state: JobState) -> Prepared:
         from styled.engine.job import load_job
@@ -179,11 +203,20 @@ class JobRunner:
         spec = build_job_spec(merge_defaults(state.defaults, data), source=str(spec_path), lines=lines)
         check_output_name(spec.output, _output_suffixes(), str(spec_path), lines.get("output"),
                           reserved=_reserved_names())
+        self._check_device(spec.device, str(spec_path), lines.get("device"))
+        spec, notes = apply_limits(spec, config, source=str(spec_path), lines=lines)
         spec = dataclasses.replace(spec, device=self.device)
         roots = [work.job_dir, *config.library]
         library_files: list[tuple[str, Path]] = []
 
+        left_out = {item["path"]: LeftOut(**item) for item in state.left_out}
+
         def resolve(key: str, value: str) -> Path:
+            if value in left_out:
+                raise SpoolError(f"{value!r} is {left_out[value].describe().split(': ', 1)[1]}, which styled does "
+                                 "not read", where=str(spec_path), key=key, line=lines.get(key),
+                                 hint="put the file itself into the job (links outside the folders a job may "
+                                      "read, pipes and devices are never followed)")
             path = confine(value, roots, key=key, where=str(spec_path), line=lines.get(key),
                            flat=state.kind == LOOSE)
             if not is_inside(path, work.job_dir.resolve()):
@@ -194,7 +227,14 @@ class JobRunner:
         # Plugin options are checked like any spec key, and their paths (an inpainting mask) go
         # through the same confinement as the job's images.
         job = validate_job(make_plugin_manager(config.plugins_dir), job, resolve, lines=lines, source=str(spec_path))
-        return Prepared(job, tuple(library_files))
+        return Prepared(job, tuple(library_files), tuple(notes))
+
+    def _check_device(self, wanted: str, where: str, line: int | None) -> None:
+        if not device_matches(wanted, self.device):
+            devices = ", ".join(self.context.config().devices)
+            raise JobSpecError(f"device '{wanted}' is not one of this daemon's devices ({devices})", where=where,
+                               key="device", line=line,
+                               hint="leave 'device' out to take any, or ask the operator to add it to 'devices'")
 
     def _write_preview(self, work: WorkJob, job: Job) -> None:
         """A feed-forward AdaIN preview in work/NAME/ before a long optimisation (about a second).
@@ -215,8 +255,7 @@ class JobRunner:
 
         config = self.context.config()
         resume = self._load_checkpoint(work, state.name)
-        changes: dict[str, Any] = {"status": Status.RENDERING, "attempts": state.attempts + 1,
-                                   "device": self.device, "started": state.started or now_iso()}
+        changes: dict[str, Any] = {"status": Status.RENDERING}
         if resume is not None:
             point = {"scale": resume.scale_index + 1, "iteration": resume.state.iteration,
                      "iterations_done": len(resume.history) + resume.state.iteration, "at": now_iso()}
@@ -224,7 +263,8 @@ class JobRunner:
             log.info("resuming %s from its checkpoint at scale %d, iteration %d", state.name,
                      point["scale"], point["iteration"])
         state = work.update(**changes)  # before the render, so that a crash counts as an attempt
-        self._write_preview(work, job)
+        if not self.context.stop.is_set():
+            self._write_preview(work, job)
         log.info("rendering %s on %s (attempt %d)", state.name, self.device, state.attempts)
         tracker = ProgressTracker(work, state.name, config, self.context.board, self.worker)
         options = RenderOptions(on_progress=tracker, on_checkpoint=self._checkpointer(work),
@@ -247,8 +287,9 @@ class JobRunner:
     def _checkpointer(self, work: WorkJob) -> Callable[[Checkpoint], None]:
         def save(checkpoint: Checkpoint) -> None:
             checkpoint.save(work.checkpoint_path)
-            work.update(checkpoint={"scale": checkpoint.scale_index + 1,
-                                    "iteration": checkpoint.state.iteration, "saved": now_iso()})
+            work.update(checkpoint={"scale": checkpoint.scale_index + 1, "iteration": checkpoint.state.iteration,
+                                    "done": len(checkpoint.history) + checkpoint.state.iteration,
+                                    "saved": now_iso()})
 
         return save
 
@@ -286,7 +327,7 @@ class JobRunner:
 
         def fill(folder: Path) -> None:
             save_image(folder / job.spec.output, result.image, alpha=result.alpha, bit_depth=job.spec.bit_depth)
-            warnings = write_extras(folder, job, result)
+            warnings = [*prepared.notes, *left_out_notes(state), *write_extras(folder, job, result)]
             spool.copy_inputs(work, folder / INPUTS_DIR)
             _copy_library_files(prepared.library_files, folder / INPUTS_DIR / LIBRARY_INPUTS_DIR)
             report = build_report(result, job_info(state.but(delivered=delivered)), inputs=_input_names(job))
@@ -304,6 +345,8 @@ class JobRunner:
 
     def _fail(self, work: WorkJob, state: JobState, error: StyledError) -> str:
         spool = self.context.spool
+        if not work.path.exists():
+            return self._abandoned(work)
         target = spool.fail(work, error.as_dict(), failure_text(state, error, spool.config.failed))
         log.error("failed %s: %s (see %s)", state.name, error, target / "error.txt")
         self.context.count(FAILED)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import queue
 import signal
 import threading
 import time
@@ -28,7 +27,8 @@ from styled.daemon.config import (
     config_changes,
     load_daemon_config,
 )
-from styled.daemon.inbox import FOLDER, InboxWatch, Pending, readiness, scan_inbox
+from styled.daemon.inbox import FOLDER, InboxWatch, Pending, PluginFiles, Readiness, readiness, scan_inbox
+from styled.daemon.jobqueue import JobQueue
 from styled.daemon.lock import SpoolLock
 from styled.daemon.runner import JobRunner, RunnerContext, StatusBoard
 from styled.daemon.sdnotify import Notifier
@@ -84,16 +84,16 @@ class Worker(threading.Thread):
     def run(self) -> None:
         jobs = self.styled.queue
         while not self.styled.stop.is_set():
-            try:
-                work = jobs.get(timeout=WORKER_POLL_SECONDS)
-            except queue.Empty:
+            work = jobs.take(self.runner.device, timeout=WORKER_POLL_SECONDS)
+            if work is None:
                 continue
             try:
                 self.runner.run(work)
-            except Exception:  # noqa: BLE001 - the worker must outlive any one job
-                log.exception("worker %s: unexpected error on %s", self.name, work.path)
+            except Exception as error:  # noqa: BLE001 - the worker must outlive any one job
+                log.error("worker %s: %s could not be finished (%s: %s); the next rescan retries it",
+                          self.name, work.path.name, type(error).__name__, error)
             finally:
-                jobs.task_done()
+                jobs.done(work)
                 self.styled.hint.set()  # a worker is free: look for the next job now
                 self.styled.wake.set()
 
@@ -113,7 +113,9 @@ class Daemon:
         self.wake = threading.Event()
         self.hint = threading.Event()
         self.reload_requested = threading.Event()
-        self.queue: queue.Queue[WorkJob] = queue.Queue()
+        self.queue = JobQueue(config.devices)
+        #: Which plugin options name files, from the plugins loaded at the start (or reload).
+        self.plugin_files: PluginFiles | None = None
         self.lock = threading.Lock()
         self.board = StatusBoard()
         self.summary = RunSummary()
@@ -124,6 +126,7 @@ class Daemon:
         self._ready: tuple[Path, ...] = ()  # settled, waiting for a free worker (which wakes the loop)
         self._blocked: tuple[Path, ...] = ()  # *.part / *.tmp files inside: still being written
         self._healthy = True
+        self._noted: set[str] = set()  # problems already logged, so a bad entry is logged once
 
     # --- public ---
 
@@ -131,18 +134,19 @@ class Daemon:
         """Recover, start the workers, serve; always stop the workers and tell systemd on the way out."""
         self._apply_log_level()
         self.spool.ensure_folders()
-        with SpoolLock(self.config.work):
+        # The stop handlers stay installed until the workers are joined: a second SIGTERM or
+        # Ctrl-C while the running jobs checkpoint must not kill the process half-way.
+        with SpoolLock(self.config.work), self._signals():
             import styled.engine.render  # noqa: F401 - load TensorFlow before READY=1, not in the first job
 
-            check_plugins_and_library(self.config)
+            self._use_plugins(check_plugins_and_library(self.config))
             self._recover()
             self._start_workers()
             try:
-                with self._signals():
-                    if self.once:
-                        self._loop(observer=None)
-                    else:
-                        self._serve()
+                if self.once:
+                    self._loop(observer=None)
+                else:
+                    self._serve()
             finally:
                 self._shutdown()
         return self.summary
@@ -182,7 +186,36 @@ class Daemon:
         for work in self.spool.recover():
             log.info("recovered %s from %s; it will %s", work.name, work.path,
                      "resume from its checkpoint" if work.checkpoint_path.exists() else "start")
-            self.queue.put(work)
+            self._enqueue(work)
+
+    def _enqueue(self, work: WorkJob) -> None:
+        try:
+            wants = work.state().wants_device
+        except (OSError, ValueError, TypeError):
+            wants = None  # the runner reports the damaged state
+        self.queue.put(work, wants)
+
+    def _sweep(self) -> None:
+        """Work folders no worker holds and no queue lists (a claim, a delivery or a failure that
+        could not finish): finish or retry them, so nothing is stranded in work/."""
+        known = self.queue.known()
+        for work in self.spool.work_jobs():
+            if work.path in known:
+                continue
+            try:
+                recovered = self.spool.recover_one(work)
+            except Exception as error:  # noqa: BLE001 - a damaged folder must not stop the loop
+                self._note(f"sweep {work.path}", f"cannot recover {work.path}: {type(error).__name__}: {error}")
+                continue
+            if recovered is not None:
+                log.info("retrying %s, which an earlier step left unfinished", work.path.name)
+                self._enqueue(recovered)
+
+    def _note(self, key: str, message: str) -> None:
+        """Log a problem once per key, however often a scan meets it."""
+        if key not in self._noted:
+            self._noted.add(key)
+            log.error("%s", message)
 
     def _start_workers(self) -> None:
         for index, device in enumerate(self.config.devices, start=1):
@@ -216,6 +249,9 @@ class Daemon:
                 signal.signal(sig, handler)
 
     def _on_stop_signal(self, signum: int, frame: Any) -> None:
+        if self.stop.is_set():
+            log.info("%s: already stopping; the running jobs checkpoint at the end of their current iteration",
+                     signal.Signals(signum).name)
         self.request_stop(signal.Signals(signum).name)
 
     # --- the main loop ---
@@ -228,7 +264,7 @@ class Daemon:
             now = time.monotonic()
             if now >= next_rescan or self._scan_wanted(now - last_scan):
                 self.hint.clear()
-                self._scan_safely(now)
+                self._scan_safely(now, full=now >= next_rescan)
                 last_scan = now
                 if now >= next_rescan:
                     next_rescan = now + self.config.rescan_seconds
@@ -259,8 +295,7 @@ class Daemon:
 
     def _outstanding(self) -> int:
         """Jobs queued or being rendered (a job counts from its claim until its worker is done)."""
-        with self.queue.mutex:
-            return self.queue.unfinished_tasks
+        return self.queue.outstanding()
 
     def _drained(self) -> bool:
         if self._settling or self._ready or self._outstanding():
@@ -269,15 +304,17 @@ class Daemon:
             log.warning("leaving %s in the inbox: files in it are still being written (*.part, *.tmp)", path)
         return True
 
-    def _scan_safely(self, now: float) -> None:
+    def _scan_safely(self, now: float, full: bool = False) -> None:
         try:
             self._scan(now)
+            if full:
+                self._sweep()
         except OSError as error:  # the inbox vanished, a disk error: log, and try again next time
             log.error("could not scan %s: %s", self.config.inbox, error)
 
     def _scan(self, now: float) -> None:
-        config = self.config
-        observed = [(pending, readiness(pending, config)) for pending in scan_inbox(config.inbox)]
+        observed = [(pending, ready) for pending in scan_inbox(self.config.inbox)
+                    if (ready := self._readiness(pending)) is not None]
         plan = self.watch.plan(observed, now, self._free_workers())
         for pending in plan.new:
             self._received[pending.path] = now_iso()
@@ -287,16 +324,25 @@ class Daemon:
         self._received = {path: when for path, when in self._received.items() if path in self.watch.first_seen}
         self._settling, self._ready, self._blocked = plan.settling, plan.waiting, plan.writing
 
+    def _readiness(self, pending: Pending) -> Readiness | None:
+        """What the entry waits for; None, logged once, when it cannot even be looked at."""
+        try:
+            return readiness(pending, self.config, self.plugin_files)
+        except Exception as error:  # noqa: BLE001 - one entry must not stop the scan of the others
+            self._note(f"look {pending.path}", f"skipping {pending.path} for now: {type(error).__name__}: {error}")
+            return None
+
     def _claim(self, pending: Pending) -> bool:
         try:
             work = self.spool.claim(pending, received=self._received.get(pending.path))
-        except OSError as error:
-            log.error("could not claim %s: %s", pending.path, error)
+        except Exception as error:  # noqa: BLE001 - a claim that fails half-way is finished by the sweep
+            self._note(f"claim {pending.path}", f"could not claim {pending.path}: {type(error).__name__}: {error}; "
+                                                "it is retried at the next rescan")
             return False
         if work is None:
             return False
         log.info("claimed %s -> %s", pending.path.name, work.path)
-        self.queue.put(work)
+        self._enqueue(work)
         return True
 
     def _free_workers(self) -> int:
@@ -317,7 +363,7 @@ class Daemon:
 
     def _status_line(self) -> str:
         jobs = self.board.lines()
-        waiting = len(self._settling) + len(self._ready) + len(self._blocked) + self.queue.qsize()
+        waiting = len(self._settling) + len(self._ready) + len(self._blocked) + self.queue.waiting()
         counts = f"{waiting} waiting, {self.summary.delivered} delivered, {self.summary.failed} failed"
         return f"{'; '.join(jobs)}; {counts}" if jobs else f"idle; {counts}"
 
@@ -329,11 +375,12 @@ class Daemon:
         path = self.config_path
         try:
             new = load_daemon_config(path)
-            check_plugins_and_library(new)
+            plugins = check_plugins_and_library(new)
         except StyledError as error:
             log.error("reload: %s; keeping the old config", error)
         else:
             self._apply(new)
+            self._use_plugins(plugins)
         self.notifier.ready(self._status_line())
 
     def _apply(self, new: DaemonConfig) -> None:
@@ -353,17 +400,25 @@ class Daemon:
         self.watch.settle_seconds, self.watch.missing_file_seconds = new.settle_seconds, new.missing_file_seconds
         self._apply_log_level()
 
+    def _use_plugins(self, plugins: Any) -> None:
+        from styled.plugins.manager import plugin_file_finder
+
+        self.plugin_files = plugin_file_finder(plugins)
+        self.spool.plugin_files = self.plugin_files
+
     def _apply_log_level(self) -> None:
         if self.manage_log_level:
             logging.getLogger("styled").setLevel(self.config.log_level)
 
 
-def check_plugins_and_library(config: DaemonConfig) -> None:
+def check_plugins_and_library(config: DaemonConfig) -> Any:
     """Load ``plugins_dir`` once, so that a broken plugin stops the start (or the reload) rather
-    than failing every job; warn about library folders that are not there (yet)."""
+    than failing every job; warn about library folders that are not there (yet). Returns the
+    plugin manager."""
     from styled.plugins.manager import make_plugin_manager
 
-    make_plugin_manager(config.plugins_dir)
+    plugins = make_plugin_manager(config.plugins_dir)
     for folder in config.library:
         if not folder.is_dir():
             log.warning("library folder %s does not exist; jobs cannot use its images", folder)
+    return plugins

@@ -27,7 +27,7 @@ import re
 import shutil
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from styled.daemon.config import DaemonConfig
 from styled.daemon.inbox import (
     LOOSE,
     Pending,
+    PluginFiles,
     cached_references,
     read_spec_leniently,
     scan_inbox,
@@ -43,9 +44,12 @@ from styled.daemon.inbox import (
 )
 from styled.daemon.paths import UNNAMED, confine, is_inside, job_name
 from styled.daemon.state import JobState, Status, now_iso, read_state, write_state
-from styled.errors import SpoolError, StyledError
+from styled.errors import SpoolError, error_from_dict
 from styled.io.files import (
+    LeftOut,
     atomic_write_json,
+    copy_regular_file,
+    copy_regular_tree,
     atomic_write_text,
     fsync_path,
     is_temporary,
@@ -62,6 +66,7 @@ PROGRESS_FILE = "progress.json"
 PREVIEW_FILE = "preview.png"
 CHECKPOINT_FILE = "checkpoint.npz"
 JOB_DIR = "job"
+DROP_DIR = "drop"
 INPUTS_DIR = "inputs"
 #: Library images a job used are delivered under inputs/LIBRARY_INPUTS_DIR/.
 LIBRARY_INPUTS_DIR = "library"
@@ -86,6 +91,11 @@ class WorkJob:
     @property
     def job_dir(self) -> Path:
         return self.path / JOB_DIR
+
+    @property
+    def drop_dir(self) -> Path:
+        """Where the claim's rename puts the inbox entry, until it is copied into job/."""
+        return self.path / DROP_DIR
 
     @property
     def progress_path(self) -> Path:
@@ -123,8 +133,10 @@ class Spool:
     """The four folders and the moves between them. Claims happen on one thread; deliveries from
     several workers may run at once (placing a folder takes the spool's own lock)."""
 
-    def __init__(self, config: DaemonConfig):
+    def __init__(self, config: DaemonConfig, plugin_files: PluginFiles | None = None):
         self.config = config
+        #: Which plugin options name files, so that a loose spec's masks come with it.
+        self.plugin_files = plugin_files
         self._placing = threading.Lock()
 
     # --- set-up and recovery ---
@@ -152,19 +164,22 @@ class Spool:
             if path.name.startswith(DONE_PREFIX):
                 shutil.rmtree(path, ignore_errors=True)
             elif path.is_dir() and not path.name.startswith("."):
-                job = self._recover_one(WorkJob(path))
+                try:
+                    job = self.recover_one(WorkJob(path))
+                except Exception as error:  # noqa: BLE001 - one damaged folder must not stop the start
+                    log.error("cannot recover %s (%s: %s); the next rescan tries again", path,
+                              type(error).__name__, error)
+                    continue
                 if job is not None:
                     jobs.append(job)
         return jobs
 
     def _remove_temporaries(self) -> None:
         for folder in (self.config.outbox, self.config.failed):
-            for path in folder.iterdir():
-                if is_temporary(path.name) and path.is_dir():
-                    log.info("removing %s, a delivery that a crash interrupted", path)
-                    shutil.rmtree(path, ignore_errors=True)
+            _remove_temporaries(folder, "a delivery that a crash interrupted")
 
-    def _recover_one(self, job: WorkJob) -> WorkJob | None:
+    def recover_one(self, job: WorkJob) -> WorkJob | None:
+        """Finish or undo what happened to one work folder; return it if it is still to render."""
         try:
             state = job.state()
         except (OSError, ValueError, TypeError):
@@ -176,6 +191,9 @@ class Spool:
             return None
         if state.status == Status.CLAIMING:
             return self._recover_claim(job, state)
+        self._release_loose_images(state.release)
+        if state.status in CRASHED_IN:
+            state = job.save_state(after_crash(state, progress_done(job, state)))
         if state.status in (Status.DELIVERING, Status.DELIVERED) and self.find_delivered(self.config.outbox, state):
             log.info("%s was already delivered; cleaning up", state.name)
             self.finish(job)
@@ -186,14 +204,13 @@ class Spool:
         return job
 
     def _recover_claim(self, job: WorkJob, state: JobState) -> WorkJob | None:
-        taken = job.job_dir if state.kind != LOOSE else job.job_dir / state.spec
-        if not os.path.lexists(taken):
+        """A crash during a claim: finish it if the entry was taken, else forget it."""
+        if not os.path.lexists(job.job_dir) and not os.path.lexists(job.drop_dir):
             log.info("removing %s: a claim that never happened", job.path)
             shutil.rmtree(job.path, ignore_errors=True)
             return None
-        self._release_loose_images(state.release)
-        job.update(status=Status.QUEUED)
-        return job
+        _remove_temporaries(job.path)
+        return self._copy_claimed(job)
 
     def find_delivered(self, folder: Path, state: JobState) -> Path | None:
         """The outbox (or failed) folder holding this job id, if a delivery got that far."""
@@ -206,32 +223,32 @@ class Spool:
     # --- claiming ---
 
     def claim(self, pending: Pending, received: str | None = None) -> WorkJob | None:
-        """Move a settled inbox entry into work/ with one rename; None when it vanished meanwhile."""
+        """Take a settled inbox entry with one rename, then copy what it holds; None when it vanished.
+
+        The rename makes the claim atomic (the entry is in the inbox or in work/, never both). The
+        job is then rendered only from a copy the daemon made: regular files, opened without
+        following links, so that nothing the user does to the entry afterwards, and no link, pipe
+        or device in it, can change what is read.
+        """
         try:
             name, claim_error = job_name(pending.raw_name), None
         except SpoolError as error:
             name, claim_error = UNNAMED, dataclasses.replace(error, where=str(pending.path))
-        job = self._new_work_folder(name)
-        state = JobState(id=uuid.uuid4().hex, name=name, kind=pending.kind, spec=pending.spec_path.name,
-                         source=str(pending.path), received=received or now_iso(),
-                         defaults=dict(self.config.defaults))
         if pending.is_link:
             claim_error = SpoolError("is a symbolic link; jobs must be real files and folders",
                                      where=str(pending.path), hint="copy the job into the inbox instead")
+        job = self._new_work_folder(name)
+        job.save_state(JobState(id=uuid.uuid4().hex, name=name, kind=pending.kind, spec=pending.spec_path.name,
+                                source=str(pending.path), received=received or now_iso(),
+                                defaults=dict(self.config.defaults),
+                                claim_error=claim_error.as_dict() if claim_error else None))
         try:
-            if pending.kind == LOOSE:
-                state, claim_error = self._claim_loose(pending, job, state, claim_error)
-            else:
-                job.save_state(state)
-                os.rename(pending.path, job.job_dir)
+            self._take(pending, job)
         except FileNotFoundError:
             shutil.rmtree(job.path, ignore_errors=True)
             return None
-        job.save_state(state.but(status=Status.QUEUED, claimed=now_iso(),
-                                 claim_error=claim_error.as_dict() if claim_error else None))
         fsync_path(self.config.work)
-        self._release_loose_images(state.release)
-        return job
+        return self._copy_claimed(job)
 
     def _new_work_folder(self, name: str) -> WorkJob:
         for candidate in numbered(name):
@@ -241,26 +258,55 @@ class Spool:
                 continue
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _claim_loose(self, pending: Pending, job: WorkJob, state: JobState,
-                     claim_error: StyledError | None) -> tuple[JobState, StyledError | None]:
-        """Link the images a loose spec names into the job, then take the spec with one rename."""
-        make_folder(job.job_dir)
-        data = None if pending.is_link else read_spec_leniently(pending.path, self.config.max_spec_bytes)
-        inbox = self.config.inbox.resolve()
-        release: list[str] = []
-        for key, value in spec_references(data):
+    def _take(self, pending: Pending, job: WorkJob) -> None:
+        """The one rename: the job folder (or the loose spec) into work/NAME/drop."""
+        if pending.kind == LOOSE:
+            make_folder(job.drop_dir)
+            os.rename(pending.path, job.drop_dir / pending.path.name)
+        else:
+            os.rename(pending.path, job.drop_dir)
+
+    def _copy_claimed(self, job: WorkJob) -> WorkJob:
+        """Copy the taken entry into work/NAME/job/ (staged, so a crash leaves no half copy),
+        remove what was taken, record ``queued`` and tidy the inbox."""
+        state = job.state()
+        if not os.path.lexists(job.job_dir):
+            with staged_folder(job.path, JOB_DIR) as staging:
+                copy = staging / JOB_DIR
+                state = self._copy_loose(job, state, copy) if state.kind == LOOSE else self._copy_folder(job, state, copy)
+                os.rename(copy, job.job_dir)
+        _remove_taken(job.drop_dir)
+        state = job.save_state(state.but(status=Status.QUEUED, claimed=state.claimed or now_iso(),
+                                         wants_device=wanted_device(job.job_dir / state.spec, self.config)))
+        self._release_loose_images(state.release)
+        return job
+
+    def _copy_folder(self, job: WorkJob, state: JobState, copy: Path) -> JobState:
+        left_out = copy_regular_tree(job.drop_dir, copy, name=Path(state.source).name)
+        return _with_left_out(state, left_out)
+
+    def _copy_loose(self, job: WorkJob, state: JobState, copy: Path) -> JobState:
+        """The spec, and each image it names that lies in the inbox (library images stay where they are)."""
+        make_folder(copy)
+        spec = job.drop_dir / state.spec
+        left_out = [item for item in [copy_regular_file(spec, copy / state.spec)] if item is not None]
+        data = read_spec_leniently(copy / state.spec, self.config.max_spec_bytes) if not left_out else None
+        claim_error = error_from_dict(dict(state.claim_error)) if state.claim_error else None
+        inbox, release = self.config.inbox.resolve(), list(state.release)
+        for key, value in spec_references(data, self.plugin_files):
             try:
                 path = confine(value, [self.config.inbox, *self.config.library], key=key,
-                               where=str(pending.path), flat=True)
+                               where=state.source, flat=True)
             except SpoolError as error:
                 claim_error = claim_error or error
                 continue
-            if path.is_file() and is_inside(path, inbox) and value not in release:
-                link_or_copy(path, job.job_dir / value)
+            if is_inside(path, inbox) and os.path.lexists(path) and not os.path.lexists(copy / value):
+                missing = copy_regular_file(path, copy / value, owner=os.lstat(spec).st_uid)
+                left_out.extend([missing] if missing is not None else [])
                 release.append(value)
-        state = job.save_state(state.but(release=tuple(release)))
-        os.rename(pending.path, job.job_dir / state.spec)
-        return state, claim_error
+        state = state.but(release=tuple(dict.fromkeys(release)),
+                          claim_error=claim_error.as_dict() if claim_error else None)
+        return _with_left_out(state, left_out)
 
     def _release_loose_images(self, names: tuple[str, ...]) -> None:
         """Remove claimed loose images from the inbox unless another pending spec still names them."""
@@ -269,7 +315,8 @@ class Spool:
         wanted = set()
         for pending in scan_inbox(self.config.inbox):
             if pending.kind == LOOSE and not pending.is_link:
-                wanted.update(value for _, value in cached_references(pending.path, self.config.max_spec_bytes))
+                wanted.update(value for _, value in cached_references(pending.path, self.config.max_spec_bytes,
+                                                                      self.plugin_files))
         for name in names:
             if name not in wanted:
                 (self.config.inbox / name).unlink(missing_ok=True)
@@ -284,13 +331,9 @@ class Spool:
                 return place_folder(temporary, parent, name)
 
     def copy_inputs(self, job: WorkJob, destination: Path) -> None:
-        """The claimed spec and images, as they arrived (links stay links, nothing is followed)."""
-        source = job.job_dir
-        if source.is_symlink():
-            make_folder(destination)
-            os.symlink(os.readlink(source), destination / source.name)
-        elif source.is_dir():
-            shutil.copytree(source, destination, symlinks=True, copy_function=link_or_copy)
+        """The claimed spec and images as the claim copied them: regular files only, no links."""
+        if job.job_dir.is_dir() and not job.job_dir.is_symlink():
+            shutil.copytree(job.job_dir, destination, symlinks=True, copy_function=link_or_copy)
         else:
             make_folder(destination)
 
@@ -300,7 +343,8 @@ class Spool:
 
         def fill(folder: Path) -> None:
             self.copy_inputs(job, folder / INPUTS_DIR)
-            atomic_write_json(folder / ERROR_JSON_FILE, {**error, "job": _job_summary(state)})
+            atomic_write_json(folder / ERROR_JSON_FILE, {**error, "job": _job_summary(state),
+                                                         "left_out": [dict(item) for item in state.left_out]})
             atomic_write_text(folder / ERROR_TEXT_FILE, text)
 
         target = self.publish(self.config.failed, state.name, fill)
@@ -339,6 +383,72 @@ def delivered_id(folder: Path) -> str | None:
         if isinstance(job_id, str):
             return job_id
     return None
+
+
+#: A job found in one of these after a restart was running when the daemon died.
+CRASHED_IN = (Status.PREPARING, Status.RENDERING)
+PHASES = {Status.PREPARING: 1, Status.RENDERING: 2}
+
+
+def progress_done(job: WorkJob, state: JobState) -> dict[str, int]:
+    """How far the crashed attempt came: iterations done (progress.json or the last checkpoint),
+    and the phase it had reached."""
+    progress = read_json_object(job.progress_path).get("done")
+    checkpoint = (state.checkpoint or {}).get("done")
+    done = max([value for value in (progress, checkpoint) if isinstance(value, int)], default=0)
+    return {"done": done, "phase": PHASES.get(state.status, 0)}
+
+
+def after_crash(state: JobState, reached: Mapping[str, int]) -> JobState:
+    """A crash counts against the job (a strike) only when the attempt got no further than every
+    earlier one: the same iterations done and no new phase. Progress clears the strikes."""
+    mark = (reached["done"], reached["phase"])
+    best = state.high_water or {"done": -1, "phase": 0}
+    if mark > (best["done"], best["phase"]):
+        log.info("%s was running when the daemon stopped; it had made progress, so it is not held against it",
+                 state.name)
+        return state.but(status=Status.QUEUED, strikes=0, high_water=dict(reached))
+    log.warning("%s was running when the daemon stopped, with no progress since its last attempt (%d in a row)",
+                state.name, state.strikes + 1)
+    return state.but(status=Status.QUEUED, strikes=state.strikes + 1)
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON object from a file, or {} when it is missing, damaged or not an object."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _with_left_out(state: JobState, left_out: list[LeftOut]) -> JobState:
+    for item in left_out:
+        log.warning("%s: not copied: %s", state.name, item.describe())
+    return state.but(left_out=(*state.left_out, *(item.to_dict() for item in left_out)))
+
+
+def _remove_taken(drop: Path) -> None:
+    """Remove what the claim took, now copied; what cannot be removed stays in work/, unread."""
+    if drop.is_symlink() or drop.is_file():
+        drop.unlink(missing_ok=True)
+    elif drop.exists():
+        shutil.rmtree(drop, onerror=lambda function, path, info: log.warning("cannot remove %s: %s", path, info[1]))
+
+
+def _remove_temporaries(folder: Path, why: str = "left by a crash") -> None:
+    for path in folder.iterdir():
+        if is_temporary(path.name) and path.is_dir():
+            log.info("removing %s, %s", path, why)
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def wanted_device(spec: Path, config: DaemonConfig) -> str | None:
+    """The device a spec (or the config's defaults) asks for, read leniently; None for any."""
+    data = read_spec_leniently(spec, config.max_spec_bytes)
+    device = data.get("device") if isinstance(data, dict) else None
+    device = device if device is not None else config.defaults.get("device")
+    return device if isinstance(device, str) and device != "auto" else None
 
 
 def _path_mtime(path: Path) -> float:

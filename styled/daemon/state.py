@@ -21,7 +21,7 @@ from styled.io.files import atomic_write_json
 
 log = logging.getLogger(__name__)
 
-STATE_VERSION = 2
+STATE_VERSION = 3
 #: state.json files without a ``version`` key were written by styled 0.1.0 (the untyped record).
 UNVERSIONED = 1
 
@@ -31,6 +31,7 @@ class Status:
 
     CLAIMING = "claiming"
     QUEUED = "queued"
+    PREPARING = "preparing"
     RENDERING = "rendering"
     INTERRUPTED = "interrupted"
     DELIVERING = "delivering"
@@ -70,6 +71,14 @@ class JobState:
     checkpoint: Mapping[str, Any] | None = None
     resumed_from: tuple[Mapping[str, Any], ...] = ()
     delivered_to: str | None = None
+    #: Entries the claim did not copy (links, pipes, devices), as ``LeftOut.to_dict()``s.
+    left_out: tuple[Mapping[str, Any], ...] = ()
+    #: The device the spec asks for (read at the claim), so that a worker on it takes the job.
+    wants_device: str | None = None
+    #: Crashes in a row that made no progress: only these count towards a poison job.
+    strikes: int = 0
+    #: The furthest any attempt has come: ``{"done": iterations, "phase": rank}``.
+    high_water: Mapping[str, int] | None = None
     version: int = STATE_VERSION
 
     def but(self, **changes: Any) -> JobState:
@@ -79,8 +88,8 @@ class JobState:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types; keys whose value is None are left out, as version 1 wrote them."""
         data = {key: value for key, value in dataclasses.asdict(self).items() if value is not None}
-        data["release"] = list(self.release)
-        data["resumed_from"] = [dict(point) for point in self.resumed_from]
+        for key in _TUPLE_KEYS:
+            data[key] = [dict(item) if isinstance(item, Mapping) else item for item in getattr(self, key)]
         return data
 
     @classmethod
@@ -91,11 +100,14 @@ class JobState:
         if unknown:
             log.debug("state.json of %s: ignoring unknown keys %s", data.get("name"), ", ".join(unknown))
         values = {key: value for key, value in data.items() if key in known}
-        values["release"] = tuple(values.get("release") or ())
-        values["resumed_from"] = tuple(values.get("resumed_from") or ())
+        for key in _TUPLE_KEYS:
+            values[key] = tuple(values.get(key) or ())
         values["defaults"] = dict(values.get("defaults") or {})
         values.setdefault("version", UNVERSIONED)
         return cls(**values)
+
+
+_TUPLE_KEYS = ("release", "resumed_from", "left_out")
 
 
 def read_state(path: Path) -> JobState:

@@ -251,6 +251,7 @@ def _report_progress(run: _Run, scale_job: ScaleJob, state: ScaleState, iteratio
         scale=scale_job.scale_index + 1, scales=scale_job.scale_count, width=width, height=height,
         iteration=state.iteration, iterations=iterations, loss=total, terms=values,
         elapsed=run.elapsed(), eta=_eta(run, scale_job.scale_index, state, iterations),
+        done=len(run.history) + state.iteration,
     ))
 
 

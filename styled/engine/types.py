@@ -92,6 +92,8 @@ class Progress:
     terms: Mapping[str, float]
     elapsed: float
     eta: float | None
+    #: Iterations done so far over all scales (resumed ones included): a count that only grows.
+    done: int = 0
 
 
 @dataclass

@@ -23,6 +23,7 @@ import shutil
 import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -93,6 +94,147 @@ def read_regular(path: Path, *, follow_links: bool = True, max_bytes: int | None
     """
     with open_regular(path, follow_links=follow_links) as stream:
         return stream.read(-1 if max_bytes is None else max_bytes + 1)
+
+
+# --- copying what others wrote -----------------------------------------------------------------
+
+#: A job folder deeper than this, or with more entries, is not a job (a video's frames are a few
+#: thousand files in one folder).
+MAX_COPY_DEPTH = 16
+MAX_COPY_ENTRIES = 100_000
+_DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_SOURCE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    """An entry a copy did not carry: what it was, and where a link pointed."""
+
+    path: str  # relative to the copied folder
+    kind: str  # "a symbolic link", "a FIFO (named pipe)", ...
+    target: str | None = None
+
+    def describe(self) -> str:
+        pointing = f" to {self.target}" if self.target else ""
+        return f"{self.path}: {self.kind}{pointing}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "kind": self.kind, "target": self.target}
+
+
+def copy_regular_tree(source: Path, destination: Path, name: str | None = None) -> list[LeftOut]:
+    """Copy the regular files and folders under ``source`` into the new folder ``destination``.
+
+    Every entry is opened relative to its parent folder's descriptor with O_NOFOLLOW, and checked
+    with fstat on what was opened, so a link swapped in at any moment is never followed and a
+    FIFO never blocks. What is not a regular file or folder is listed, not copied. A file with
+    several hard links that belongs to someone else than ``source`` does is left out too: a hard
+    link is how a user would hand over a file they may not read. ``name`` is what notes call
+    ``source`` itself when it is not a folder (default: its own name).
+    """
+    left_out: list[LeftOut] = []
+    try:
+        folder = os.open(source, _DIRECTORY_FLAGS)
+    except OSError as error:
+        if error.errno not in (errno.ELOOP, errno.ENOTDIR):
+            raise
+        left_out.append(_left_out_entry(Path(source).parent, Path(source).name, name or Path(source).name))
+        make_folder(destination)
+        return left_out
+    try:
+        owner = os.fstat(folder).st_uid
+        make_folder(destination)
+        _copy_folder(folder, Path(destination), "", _CopyBudget(owner), left_out)
+    finally:
+        os.close(folder)
+    return left_out
+
+
+def copy_regular_file(source: Path, destination: Path, *, owner: int | None = None) -> LeftOut | None:
+    """Copy one regular file (not following a link in its last component); say why not otherwise."""
+    parent = os.open(Path(source).parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        budget = _CopyBudget(os.fstat(parent).st_uid if owner is None else owner)
+        return _copy_entry(parent, Path(source).name, Path(destination), Path(source).name, budget)
+    finally:
+        os.close(parent)
+
+
+@dataclass
+class _CopyBudget:
+    owner: int
+    entries: int = 0
+
+
+def _copy_folder(folder: int, destination: Path, relative: str, budget: _CopyBudget,
+                 left_out: list[LeftOut]) -> None:
+    depth = relative.count("/") + 1 if relative else 0
+    for name in sorted(os.listdir(folder)):
+        budget.entries += 1
+        if budget.entries > MAX_COPY_ENTRIES or depth > MAX_COPY_DEPTH:
+            raise OSError(errno.EMFILE, f"more than {MAX_COPY_ENTRIES:,} entries or {MAX_COPY_DEPTH} levels")
+        path = f"{relative}{name}"
+        try:
+            sub = os.open(name, _DIRECTORY_FLAGS, dir_fd=folder)
+        except OSError as error:
+            if error.errno not in (errno.ENOTDIR, errno.ELOOP):
+                raise
+            missing = _copy_entry(folder, name, destination / name, path, budget)
+            if missing is not None:
+                left_out.append(missing)
+            continue
+        try:
+            make_folder(destination / name)
+            _copy_folder(sub, destination / name, f"{path}/", budget, left_out)
+        finally:
+            os.close(sub)
+
+
+def _copy_entry(folder: int, name: str, destination: Path, relative: str, budget: _CopyBudget) -> LeftOut | None:
+    if not stat.S_ISREG(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode):
+        return _left_out_entry(folder, name, relative)  # never opened: a device may act on open(2)
+    try:
+        descriptor = os.open(name, _SOURCE_FLAGS, dir_fd=folder)
+    except OSError as error:
+        if error.errno in (errno.ELOOP, errno.ENXIO, errno.ENODEV, errno.EISDIR):
+            return _left_out_entry(folder, name, relative)
+        raise
+    try:
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            return LeftOut(relative, kind_of(info.st_mode))
+        if info.st_nlink > 1 and info.st_uid != budget.owner:
+            return LeftOut(relative, "a hard link to a file that belongs to another user")
+        fcntl.fcntl(descriptor, fcntl.F_SETFL, fcntl.fcntl(descriptor, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+        _copy_bytes(descriptor, destination)
+        os.utime(destination, ns=(info.st_atime_ns, info.st_mtime_ns))
+        return None
+    finally:
+        os.close(descriptor)
+
+
+def _copy_bytes(descriptor: int, destination: Path) -> None:
+    target = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+    try:
+        with os.fdopen(os.dup(descriptor), "rb") as source, os.fdopen(target, "wb") as sink:
+            shutil.copyfileobj(source, sink)
+            sink.flush()
+            os.fsync(sink.fileno())
+    except BaseException:
+        Path(destination).unlink(missing_ok=True)
+        raise
+
+
+def _left_out_entry(folder: int | Path, name: str, relative: str) -> LeftOut:
+    """What ``name`` is, for the note: its kind, and where it points if it is a link."""
+    dir_fd = folder if isinstance(folder, int) else None
+    where = name if dir_fd is not None else str(Path(folder) / name)
+    try:
+        info = os.stat(where, dir_fd=dir_fd, follow_symlinks=False)
+    except OSError:
+        return LeftOut(relative, "gone before it could be read")
+    target = os.readlink(where, dir_fd=dir_fd) if stat.S_ISLNK(info.st_mode) else None
+    return LeftOut(relative, kind_of(info.st_mode), target)
 
 
 def _require_regular(info: os.stat_result, path: Path) -> None:

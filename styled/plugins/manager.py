@@ -20,7 +20,7 @@ import importlib.metadata
 import importlib.util
 import logging
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -201,6 +201,21 @@ def validate_job_plugins(pm: pluggy.PluginManager, spec: JobSpec, resolve: Resol
         normalised[name] = dict(options) if schema is None else _checked(schema, options, resolve, key, lines,
                                                                          source)
     return dataclasses.replace(spec, plugins=normalised)
+
+
+def plugin_file_finder(pm: pluggy.PluginManager) -> Callable[[Mapping[str, Any]], list[tuple[str, str]]]:
+    """``files(plugins_table)``: the (dotted key, file name) of every file a raw spec's ``plugins:``
+    table names, by the plugins' schemas. The daemon carries these files with the job."""
+    schemas = {info.name: info.schema for info in describe_plugins(pm) if info.schema is not None}
+
+    def files(plugins: Mapping[str, Any]) -> list[tuple[str, str]]:
+        found = []
+        for name, options in plugins.items():
+            schema = schemas.get(name)
+            found.extend(schema.files(options) if schema is not None else [])
+        return found
+
+    return files
 
 
 def _available_hint(name: str, available: Mapping[str, Any]) -> str:

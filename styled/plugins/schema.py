@@ -57,6 +57,19 @@ class PluginSchema:
         """The options that name files."""
         return tuple(option.name for option in self.options if option.path)
 
+    def files(self, given: Any) -> list[tuple[str, str]]:
+        """(dotted key, file name) of every file the raw options ``given`` name, before validation
+        (the daemon carries them with the job): path options holding a name or a list of names."""
+        if not isinstance(given, Mapping):
+            return []
+        found = []
+        for name in self.path_options():
+            value = given.get(name)
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, str) and item:
+                    found.append((f"plugins.{self.name}.{name}", item))
+        return found
+
     def apply(self, given: Mapping[str, Any] | None, resolve: Resolver | None = None) -> dict[str, Any]:
         """``given`` validated, defaults filled in, paths resolved (when ``resolve`` is given)."""
         values = check_table(self.options, dict(given or {}), defaults=True)

@@ -54,7 +54,7 @@ def yaml_comment(field: Field) -> str:
 
 
 def yaml_document(fields: Sequence[Field], values: Mapping[str, Any], header: str = "") -> str:
-    """A YAML file setting every field to ``values[name]``, each key under its help as a comment.
+    """A YAML file setting every field to ``values[name]`` (or its default), each under its help as a comment.
 
     config.yaml is this document for the daemon's Fields and the shipped values, so that its
     comments cannot drift from the help texts (tests/settings/test_settings_docs.py).
@@ -63,7 +63,7 @@ def yaml_document(fields: Sequence[Field], values: Mapping[str, Any], header: st
 
     blocks = [header.rstrip("\n") + "\n"] if header else []
     for field in fields:
-        value = yaml.safe_dump(values[field.name], default_flow_style=True, allow_unicode=True, sort_keys=False,
+        value = yaml.safe_dump(values.get(field.name, field.default), default_flow_style=True, allow_unicode=True, sort_keys=False,
                                width=1 << 16)
         value = value.removesuffix("\n").removesuffix("\n...").strip()
         blocks.append(f"{yaml_comment(field)}\n{field.name}: {value}")

@@ -147,12 +147,19 @@ def read_text(path: Path, what: str, error: type[StyledError], max_bytes: int | 
     except OSError as exc:
         raise error(f"cannot read the {what}: {exc.strerror}", where=str(path)) from None
     if max_bytes is not None and len(data) > max_bytes:
-        raise error(f"the {what} is over the limit of {max_bytes:,} bytes", where=str(path),
+        raise error(f"the {what} is {_size_of(path, len(data))} bytes, over the limit of {max_bytes}", where=str(path),
                     hint=f"a {what} is a few lines of YAML; raise max_spec_bytes if you must")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         raise error(f"the {what} is not UTF-8 text", where=str(path)) from None
+
+
+def _size_of(path: Path, at_least: int) -> str:
+    try:
+        return str(max(path.stat().st_size, at_least))
+    except OSError:
+        return f"over {at_least - 1}"
 
 
 def load_mapping(path: Path, what: str, error: type[StyledError], *, max_bytes: int | None = None,

@@ -61,23 +61,45 @@ def test_kill_9_mid_job_then_a_restart_resumes_and_delivers_exactly_once(tmp_pat
     assert folders(elsewhere) == [] and folders(tmp_path) == ["elsewhere", "failed", "inbox", "outbox", "work"]
 
 
+#: A plugin that takes its process down when a job asks for it: a real poison job.
+KILLER_PLUGIN = """
+import os
+import signal
+
+from styled import hookimpl
+
+
+@hookimpl
+def register_losses(job):
+    if job.plugin_options("killer") is not None:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return []
+"""
+
+
 def test_a_job_that_keeps_taking_the_daemon_down_goes_to_failed_as_poison(tmp_path):
-    config_path = write_config(tmp_path, max_attempts=2)
+    """Each start renders the job, which kills the process before its first iteration. The first
+    crash came further than any before it (it reached the render), so it does not count; the next
+    two made no progress and do; at the start after that the job is poison and goes to failed/."""
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "killer.py").write_text(KILLER_PLUGIN)
+    config_path = write_config(tmp_path, max_attempts=2, plugins_dir="plugins")
     work = tmp_path / "work"
-    write_job_folder(tmp_path / "inbox", "poison", {**SLOW_SPEC, "iterations": 100_000})
-    for attempt in (1, 2):
+    write_job_folder(tmp_path / "inbox", "poison", {**SLOW_SPEC, "iterations": 5, "plugins": {"killer": {}}})
+    write_job_folder(tmp_path / "inbox", "innocent", {**SLOW_SPEC, "iterations": 3})
+    for crash in (1, 2, 3):
         with DaemonProcess(config_path) as daemon:
-            wait_for(lambda: work_state(work, "poison").get("attempts") == attempt
-                     and work_state(work, "poison").get("status") == "rendering", what=f"attempt {attempt}")
-            daemon.kill9()  # as if the job took the process down (out of memory, a driver crash)
+            assert daemon.wait() == -signal.SIGKILL, f"crash {crash}: the poison job should kill the daemon"
+        assert work_state(work, "poison").get("attempts") == crash
     with DaemonProcess(config_path, "--once") as last:
         assert last.wait() == 1, "--once exits 1 when a job failed"
     error = read_json(tmp_path / "failed" / "poison" / "error.json")
     assert error["error"] == "poison"
     text = (tmp_path / "failed" / "poison" / "error.txt").read_text()
-    assert "took the worker down 2 times" in text and "max_attempts" in text
+    assert "took the worker down 2 times in a row without making progress" in text and "max_attempts" in text
     assert (tmp_path / "failed" / "poison" / "inputs" / "job.yaml").exists()
-    assert folders(tmp_path / "outbox") == [] and folders(work) == []
+    assert folders(tmp_path / "outbox") == ["innocent"], "the job queued behind the poison one is delivered"
+    assert folders(work) == []
 
 
 def test_sigterm_checkpoints_the_running_job_and_exits_0(tmp_path):

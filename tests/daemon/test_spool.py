@@ -204,13 +204,18 @@ def test_loose_image_linked_outside_the_inbox_is_never_copied(spool):
     assert error["key"] == "style" and "/etc/passwd" in error["message"]
 
 
-def test_a_linked_job_folder_is_claimed_as_a_link_with_an_error(spool, tmp_path):
+def test_a_linked_job_folder_is_claimed_with_an_error_and_nothing_of_its_target(spool, tmp_path):
     outside = tmp_path / "elsewhere"
     outside.mkdir()
+    (outside / "secret.png").write_text("not for the daemon")
     (spool.config.inbox / "linked").symlink_to(outside)
     work = spool.claim(pending_named(spool.config.inbox, "linked"))
-    assert work.job_dir.is_symlink() and "symbolic link" in work.state().claim_error["message"]
-    assert outside.exists()
+    state = work.state()
+    assert "symbolic link" in state.claim_error["message"]
+    assert work.job_dir.is_dir() and not work.job_dir.is_symlink() and list(work.job_dir.iterdir()) == []
+    assert [dict(item) for item in state.left_out] == [{"path": "linked", "kind": "a symbolic link",
+                                                        "target": str(outside)}]
+    assert (outside / "secret.png").exists() and not (spool.config.inbox / "linked").exists()
 
 
 def test_claim_of_a_vanished_entry_leaves_nothing_behind(spool):
