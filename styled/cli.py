@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -247,8 +248,15 @@ def run_serve(args: argparse.Namespace) -> int:
 
     config = load_daemon_config(args.config)  # a bad config fails fast, before TensorFlow loads
     import_tensorflow_quietly()
-    summary = Daemon(config, config_path=args.config, once=args.once, manage_log_level=not args.debug).run()
-    return EXIT_FAILED if summary.failed else EXIT_OK
+    summary = Daemon(config, config_path=args.config, once=args.once, manage_log_level=not args.debug,
+                     keep_signals=True).run()
+    # The daemon has stopped cleanly; a stop signal that arrives while Python tears down (which
+    # puts back the default action of signals it handled, though not of ignored ones) must not
+    # turn that into a death by signal.
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, signal.SIG_IGN)
+    # A failed job is the job's business: only --once, which drains the inbox for a script, says so.
+    return EXIT_FAILED if args.once and summary.failed else EXIT_OK
 
 
 @subcommand

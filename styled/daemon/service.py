@@ -102,12 +102,15 @@ class Daemon:
     """The watched-folder daemon. ``run()`` returns when stopped (or, with ``once``, when drained)."""
 
     def __init__(self, config: DaemonConfig, *, config_path: Path | None = None, once: bool = False,
-                 notifier: Notifier | None = None, manage_log_level: bool = True):
+                 notifier: Notifier | None = None, manage_log_level: bool = True, keep_signals: bool = False):
         self.config = config
         self.config_path = config_path or config.source
         self.once = once
         self.notifier = notifier or Notifier()
         self.manage_log_level = manage_log_level
+        #: The CLI's process exits right after run(): leaving the stop handlers in place means a
+        #: late SIGTERM during the exit is a no-op instead of a kill (exit -15, no clean end).
+        self.keep_signals = keep_signals
         self.spool = Spool(config)
         self.stop = threading.Event()
         self.wake = threading.Event()
@@ -245,8 +248,9 @@ class Daemon:
         try:
             yield
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            if not self.keep_signals:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
 
     def _on_stop_signal(self, signum: int, frame: Any) -> None:
         if self.stop.is_set():

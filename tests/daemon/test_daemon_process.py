@@ -123,6 +123,21 @@ def test_sigterm_checkpoints_the_running_job_and_exits_0(tmp_path):
     assert folders(tmp_path / "outbox") == []
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_second_stop_signal_during_shutdown_still_checkpoints_and_exits_0(tmp_path, signum):
+    config_path = write_config(tmp_path, checkpoint_seconds=600)
+    job = tmp_path / "work" / "stopping"
+    write_job_folder(tmp_path / "inbox", "stopping", {**SLOW_SPEC, "iterations": 100_000})
+    with DaemonProcess(config_path) as daemon:
+        wait_for(lambda: read_json(job / "progress.json").get("iteration", 0) >= 3, what="iteration 3")
+        daemon.signal(signum)
+        time.sleep(0.05)
+        daemon.signal(signum)
+        assert daemon.wait(STOP_WITHIN_SECONDS) == 0, daemon.log()
+    assert read_json(job / "state.json")["status"] == "interrupted"
+    assert (job / "checkpoint.npz").exists()
+
+
 class Datagrams:
     """A real sd_notify listener on an abstract-namespace Unix datagram socket."""
 
