@@ -275,6 +275,7 @@ class Spool:
                 copy = staging / JOB_DIR
                 state = self._copy_loose(job, state, copy) if state.kind == LOOSE else self._copy_folder(job, state, copy)
                 os.rename(copy, job.job_dir)
+                staging.rmdir()
         _remove_taken(job.drop_dir)
         state = job.save_state(state.but(status=Status.QUEUED, claimed=state.claimed or now_iso(),
                                          wants_device=wanted_device(job.job_dir / state.spec, self.config)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,7 +27,7 @@ def number(minimum: float | None = None, maximum: float | None = None, *, exclus
     """A finite number in [minimum, maximum] (or (minimum, maximum] with ``exclusive_min``)."""
 
     def rule(value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
             raise Invalid(f"must be a number, got {short(value)}")
         too_small = minimum is not None and (value <= minimum if exclusive_min else value < minimum)
         if too_small or (maximum is not None and value > maximum):
@@ -34,6 +35,16 @@ def number(minimum: float | None = None, maximum: float | None = None, *, exclus
         return float(value)
 
     return rule
+
+
+def _finite(value: int | float) -> bool:
+    """A finite float, or an int small enough to be one (a 300-digit int overflows float())."""
+    if isinstance(value, int):
+        return abs(value) <= _LARGEST_FLOAT
+    return math.isfinite(value)
+
+
+_LARGEST_FLOAT = int(sys.float_info.max)
 
 
 def _range_text(minimum: float | None, maximum: float | None, exclusive_min: bool = False) -> str:

@@ -371,3 +371,47 @@ def test_a_spool_written_by_styled_0_1_0_resumes_after_the_upgrade(tmp_path):
     assert report["job"]["id"] == "0" * 32 and report["job"]["attempts"] == 2
     assert report["job"]["started"] == version_1["started"], "the first start is kept"
     assert daemon.summary.delivered == 1 and folders(tmp_path / "work") == []
+
+
+def test_a_job_whose_delivery_and_failure_both_fail_is_failed_at_a_later_scan(tmp_path, monkeypatch):
+    """A fault injected on purpose: the first two folder placements (the delivery, then the move to
+    failed/) raise, as a full or unplugged disk would. The job must not be stranded in work/."""
+    from styled.daemon.spool import Spool
+
+    real_publish, calls = Spool.publish, []
+
+    def flaky_publish(self, parent, name, fill):
+        calls.append(parent.name)
+        if len(calls) <= 2:
+            raise OSError(28, "No space left on device")
+        return real_publish(self, parent, name, fill)
+
+    monkeypatch.setattr(Spool, "publish", flaky_publish)
+    config_path = write_config(tmp_path, rescan_seconds=0.5)
+    write_job_folder(tmp_path / "inbox", "unlucky")
+    with daemon_thread(config_path):
+        wait_for(lambda: folders(tmp_path / "failed") == ["unlucky"], what="the job in failed/")
+        wait_for(lambda: folders(tmp_path / "work") == [], what="work/ emptied")
+    assert calls == ["outbox", "failed", "failed"]
+    text = (tmp_path / "failed" / "unlucky" / "error.txt").read_text()
+    assert "could not be delivered" in text and "No space left on device" in text
+    assert (tmp_path / "failed" / "unlucky" / "inputs" / "photo.png").exists()
+
+
+def test_a_work_folder_removed_mid_render_is_abandoned_in_one_line_and_the_daemon_goes_on(tmp_path, caplog):
+    import logging
+    import shutil
+
+    caplog.set_level(logging.INFO, logger="styled")
+    config_path = write_config(tmp_path)
+    inbox, work = tmp_path / "inbox", tmp_path / "work"
+    write_job_folder(inbox, "doomed", {"content": "photo.png", "style": "style.png", "size": 48, "scales": 1,
+                                       "iterations": 100_000})
+    with daemon_thread(config_path):
+        wait_for(lambda: read_json(work / "doomed" / "progress.json").get("iteration", 0) >= 2, what="rendering")
+        shutil.rmtree(work / "doomed")
+        write_job_folder(inbox, "next")
+        wait_for(delivered(tmp_path / "outbox", 1), what="the next job's delivery")
+    assert folders(tmp_path / "outbox") == ["next"] and folders(work) == []
+    abandoned = [r for r in caplog.records if "was removed while its job ran" in r.getMessage()]
+    assert len(abandoned) == 1 and not [r for r in caplog.records if r.exc_info], "one line, no traceback"

@@ -350,3 +350,52 @@ def test_submit_refuses_a_bad_spec_or_missing_image_and_leaves_nothing(spool, tm
     with pytest.raises(ImageError, match="does not exist"):
         submit(spool.config, content, [tmp_path / "absent.png"], [])
     assert list(spool.config.inbox.iterdir()) == []
+
+
+def test_files_a_loose_specs_plugin_options_name_travel_with_it(spool):
+    from styled.plugins.manager import make_plugin_manager, plugin_file_finder
+
+    spool.plugin_files = plugin_file_finder(make_plugin_manager())
+    inbox = spool.config.inbox
+    make_image(inbox / "photo.png")
+    make_image(inbox / "style.png", "style/starry_night.jpg")
+    make_image(inbox / "hole.png")
+    (inbox / "fill.yaml").write_text("content: photo.png\nstyle: style.png\nplugins:\n  inpainting: {mask: hole.png}\n")
+    work = spool.claim(pending_named(inbox, "fill.yaml"))
+    assert sorted(p.name for p in work.job_dir.iterdir()) == ["fill.yaml", "hole.png", "photo.png", "style.png"]
+    assert list(inbox.iterdir()) == [], "the mask leaves the inbox with its spec"
+
+
+def test_the_claim_renders_from_a_copy_no_later_change_reaches(spool):
+    inbox = spool.config.inbox
+    folder = job_folder(inbox, "copied")
+    original = (folder / "a.png").read_bytes()
+    work = spool.claim(pending_named(inbox, "copied"))
+    assert (work.job_dir / "a.png").read_bytes() == original and (work.job_dir / "a.png").stat().st_nlink == 1
+    assert not work.drop_dir.exists(), "what was taken from the inbox is gone once copied"
+
+
+def test_recovery_finishes_a_claim_that_crashed_between_its_rename_and_its_copy(spool):
+    inbox = spool.config.inbox
+    job_folder(inbox, "halfway")
+    work = WorkJob(spool.config.work / "halfway")
+    work.path.mkdir()
+    work.state_path.write_text(json.dumps({"id": "y" * 32, "name": "halfway", "kind": "folder", "spec": "job.yaml",
+                                           "source": str(inbox / "halfway"), "status": Status.CLAIMING}))
+    os.rename(inbox / "halfway", work.drop_dir)
+    (work.path / ".job.tmp-deadbeef").mkdir()  # a copy the crash cut short
+    assert spool.recover() == [work]
+    assert work.state().status == Status.QUEUED and (work.job_dir / "job.yaml").exists()
+    assert sorted(p.name for p in work.path.iterdir()) == ["job", "state.json"]
+
+
+def test_submit_writes_what_a_daemon_running_as_another_user_can_read(spool, tmp_path):
+    import stat
+
+    previous = os.umask(0o022)
+    try:
+        folder = submit(spool.config, make_image(tmp_path / "p.png"), [make_image(tmp_path / "s.png")], [])
+    finally:
+        os.umask(previous)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in [folder, *folder.iterdir()]}
+    assert modes == {folder.name: 0o755, "job.yaml": 0o644, "p.png": 0o644, "s.png": 0o644}

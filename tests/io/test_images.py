@@ -537,3 +537,9 @@ def test_match_luminance_of_a_flat_style_is_the_content_mean() -> None:
     content = np.random.default_rng(6).random((4, 4, 3)).astype(np.float32)
     matched = match_luminance(style, content)
     assert np.allclose(matched, rgb_to_yiq(content)[..., 0].mean(), atol=1e-5)
+
+
+def test_a_fifo_named_as_an_image_fails_at_once(tmp_path):
+    os.mkfifo(tmp_path / "photo.png")
+    with pytest.raises(ImageError, match="FIFO"):
+        load_image(tmp_path / "photo.png")
