@@ -393,22 +393,31 @@ PHASES = {Status.PREPARING: 1, Status.RENDERING: 2}
 
 def progress_done(job: WorkJob, state: JobState) -> dict[str, int]:
     """How far the crashed attempt came: iterations done (progress.json or the last checkpoint),
-    and the phase it had reached."""
+    the phase it had reached, and the iterations its newest checkpoint holds."""
     progress = read_json_object(job.progress_path).get("done")
     checkpoint = (state.checkpoint or {}).get("done")
     done = max([value for value in (progress, checkpoint) if isinstance(value, int)], default=0)
-    return {"done": done, "phase": PHASES.get(state.status, 0)}
+    return {"done": done, "phase": PHASES.get(state.status, 0),
+            "checkpoint": checkpoint if isinstance(checkpoint, int) else -1}
 
 
 def after_crash(state: JobState, reached: Mapping[str, int]) -> JobState:
-    """A crash counts against the job (a strike) only when the attempt got no further than every
-    earlier one: the same iterations done and no new phase. Progress clears the strikes."""
-    mark = (reached["done"], reached["phase"])
+    """A crash counts against the job (a strike) only when the attempt made no progress: it got no
+    further than any attempt before it (iterations done, then phase) and saved no newer checkpoint
+    than the one it started from. Progress clears the strikes.
+
+    Comparing with the furthest point ever reached, not with the previous crash, is what stops a
+    job that dies at the same iteration every time from looping for ever; the newer checkpoint is
+    what spares a resumed job killed while it redid the iterations its last checkpoint missed.
+    """
     best = state.high_water or {"done": -1, "phase": 0}
-    if mark > (best["done"], best["phase"]):
+    further = (reached["done"], reached["phase"]) > (best.get("done", -1), best.get("phase", 0))
+    started_from = state.high_water.get("start_checkpoint", -1) if state.high_water else -1
+    if further or reached["checkpoint"] > started_from:
         log.info("%s was running when the daemon stopped; it had made progress, so it is not held against it",
                  state.name)
-        return state.but(status=Status.QUEUED, strikes=0, high_water=dict(reached))
+        high = {"done": max(reached["done"], best.get("done", -1)), "phase": max(reached["phase"], best.get("phase", 0))}
+        return state.but(status=Status.QUEUED, strikes=0, high_water={**high, "start_checkpoint": reached["checkpoint"]})
     log.warning("%s was running when the daemon stopped, with no progress since its last attempt (%d in a row)",
                 state.name, state.strikes + 1)
     return state.but(status=Status.QUEUED, strikes=state.strikes + 1)

@@ -77,7 +77,8 @@ class JobState:
     wants_device: str | None = None
     #: Crashes in a row that made no progress: only these count towards a poison job.
     strikes: int = 0
-    #: The furthest any attempt has come: ``{"done": iterations, "phase": rank}``.
+    #: The furthest any attempt has come, ``{"done": iterations, "phase": rank}``, and the
+    #: iterations of the checkpoint the next attempt starts from (``start_checkpoint``).
     high_water: Mapping[str, int] | None = None
     version: int = STATE_VERSION
 

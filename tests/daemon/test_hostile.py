@@ -133,7 +133,7 @@ def test_kill_9_at_random_moments_loses_nothing_doubles_nothing_and_blames_no_on
     while kills < 6 and len(folders(outbox)) < len(names):
         with DaemonProcess(config_path) as daemon:
             daemon.wait_for_log("watching")
-            time.sleep(rng.uniform(0.5, 4.0))
+            time.sleep(rng.uniform(1.0, 6.0))
             daemon.kill9()
             kills += 1
     with DaemonProcess(config_path, "--once") as last:

@@ -399,3 +399,19 @@ def test_submit_writes_what_a_daemon_running_as_another_user_can_read(spool, tmp
         os.umask(previous)
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in [folder, *folder.iterdir()]}
     assert modes == {folder.name: 0o755, "job.yaml": 0o644, "p.png": 0o644, "s.png": 0o644}
+
+
+def test_a_crash_is_held_against_a_job_only_when_it_made_no_progress():
+    from styled.daemon.spool import after_crash
+    from styled.daemon.state import JobState
+
+    state = JobState(id="z", name="job", kind="folder", spec="job.yaml", source="inbox/job", status="rendering")
+    # Dies at iteration 12 every time, its checkpoint stuck at 8: free once, then a strike each time.
+    for expected in (0, 1, 2, 3):
+        state = after_crash(state.but(status="rendering"), {"done": 12, "phase": 2, "checkpoint": 8})
+        assert state.strikes == expected and state.status == Status.QUEUED
+    # Killed while it redid iterations 8..11, but it saved checkpoint 10: progress.
+    state = after_crash(state, {"done": 11, "phase": 2, "checkpoint": 10})
+    assert state.strikes == 0 and state.high_water["done"] == 12
+    # Got further than ever: progress, whatever the checkpoint.
+    assert after_crash(state.but(strikes=2), {"done": 13, "phase": 2, "checkpoint": 10}).strikes == 0
