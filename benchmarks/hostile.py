@@ -175,8 +175,15 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=8)
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--keep", type=Path, help="run in this (new) folder and keep the spools and logs")
     args = parser.parse_args()
     rng = random.Random(args.seed)
+    if args.keep:
+        (args.keep / "corpus").mkdir(parents=True)
+        (args.keep / "cycles").mkdir()
+        corpus_run(args.keep / "corpus", args.specs, rng)
+        kill_cycles(args.keep / "cycles", args.jobs, args.kills, rng)
+        return
     with tempfile.TemporaryDirectory() as corpus, tempfile.TemporaryDirectory() as cycles:
         corpus_run(Path(corpus), args.specs, rng)
         kill_cycles(Path(cycles), args.jobs, args.kills, rng)
