@@ -18,53 +18,88 @@ import numpy as np
 #: Curvature pairs with yᵀs ≤ ε·yᵀy are skipped: they would make the inverse Hessian blow up.
 #: Relative, not absolute as in torch.optim.LBFGS, because our losses are means (small numbers).
 CURVATURE_EPSILON = 1e-10
-#: Without curvature information, a step moves no pixel further than this (pixels are in [0, 1]).
-FIRST_STEP_PIXELS = 0.01
-#: A trust region for the quasi-Newton step: early on, with few pairs, the loss looks almost
-#: linear and H₀ = sᵀy/yᵀy proposes steps many times the image's range.
-MAX_STEP_PIXELS = 0.1
+#: The trust region: no step moves a pixel further than the radius (pixels are in [0, 1]). It
+#: starts here, doubles after each accepted step that it cut short, and shrinks to a quarter of
+#: the step after a step that raised the loss, which is then taken back.
+INITIAL_RADIUS = 0.05
+MAX_RADIUS = 1.0
+MIN_RADIUS = 1e-4
+RADIUS_GROWTH = 2.0
+RADIUS_SHRINK = 0.25
+#: A step may raise the loss by this fraction and still be kept (float noise in big sums).
+ACCEPT_TOLERANCE = 1e-6
 #: A loss this many times the best seen means the quadratic model broke down: restart from the best.
 DIVERGENCE_FACTOR = 4.0
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPSILON = 1e-8
 
 
-class Lbfgs:
-    """L-BFGS with a unit step and no line search, one loss evaluation per iteration.
+@dataclass
+class _Point:
+    x: np.ndarray
+    loss: float
+    grad: np.ndarray
 
-    As torch.optim.LBFGS without line search, which jcjohnson/neural-style uses, with the scaled
-    two-loop recursion (Nocedal & Wright, Numerical Optimization, algorithm 7.4) and H₀ = sᵀy / yᵀy.
-    Departs from torch in the steps taken without curvature pairs (the first, and any after a
-    reset): torch scales them by min(1, 1/|g|₁), which depends on how the loss is scaled and, for
-    our mean-normalised losses, gives steps lost in float noise or steps that jump across the
-    image range. We scale them so that no pixel moves by more than FIRST_STEP_PIXELS, and cap
-    every later step at MAX_STEP_PIXELS.
+
+class Lbfgs:
+    """L-BFGS with one loss evaluation per iteration and an adaptive trust region instead of a
+    line search.
+
+    The direction is the scaled two-loop recursion (Nocedal & Wright, Numerical Optimization,
+    algorithm 7.4) with H₀ = sᵀy / yᵀy, as in torch.optim.LBFGS, which jcjohnson/neural-style uses
+    without a line search. The step length departs from both: a line search costs evaluations, and
+    a unit step (torch) or a fixed cap on the pixel change (styled before 0.2) either jumps across
+    the image range or crawls. Here no pixel moves further than a radius that grows while steps
+    succeed and shrinks when one raises the loss; such a step is taken back (its evaluation still
+    adds a curvature pair), so each iteration still costs one VGG pass.
     """
 
-    def __init__(self, history: int):
+    def __init__(self, history: int, radius: float = INITIAL_RADIUS):
         self._pairs: deque[tuple[np.ndarray, np.ndarray, float]] = deque(maxlen=history)
-        self._previous: tuple[np.ndarray, np.ndarray] | None = None
+        self._accepted: _Point | None = None
+        self.radius = radius
+        self._clipped = False
+        self._step_size = 0.0
 
     def reset(self) -> None:
+        """Forget the curvature and the radius (after the loss ran away)."""
+        self.start_scale()
+        self.radius = INITIAL_RADIUS
+
+    def start_scale(self) -> None:
+        """A new image size: the curvature pairs no longer apply, but the radius, a step length in
+        pixel units, carries over, so a finer scale does not crawl through its first steps."""
         self._pairs.clear()
-        self._previous = None
+        self._accepted = None
 
     def step(self, x: np.ndarray, loss: float, grad: np.ndarray) -> np.ndarray:
-        self._remember(x, grad)
-        direction = self._direction(grad)
-        limit = MAX_STEP_PIXELS if self._pairs else FIRST_STEP_PIXELS
+        here = self._judge(_Point(x, loss, grad))
+        direction = self._direction(here.grad)
         largest = float(np.abs(direction).max())
-        if largest > limit:
-            direction *= limit / largest
-        return x + direction
+        self._clipped = largest > self.radius
+        if self._clipped:
+            direction *= self.radius / largest
+        self._step_size = min(largest, self.radius)
+        return here.x + direction
 
-    def _remember(self, x: np.ndarray, grad: np.ndarray) -> None:
-        if self._previous is not None:
-            s, y = x - self._previous[0], grad - self._previous[1]
-            ys = float(np.dot(y, s))
-            if ys > CURVATURE_EPSILON * float(np.dot(y, y)):
-                self._pairs.append((s, y, 1.0 / ys))
-        self._previous = (x, grad)
+    def _judge(self, point: _Point) -> _Point:
+        """Accept the new point (growing the radius) or take the step back (shrinking it)."""
+        previous = self._accepted
+        if previous is not None:
+            self._remember(previous, point)
+            if point.loss > previous.loss + ACCEPT_TOLERANCE * abs(previous.loss):
+                self.radius = max(MIN_RADIUS, self._step_size * RADIUS_SHRINK)
+                return previous
+            if self._clipped:
+                self.radius = min(MAX_RADIUS, self.radius * RADIUS_GROWTH)
+        self._accepted = point
+        return point
+
+    def _remember(self, before: _Point, after: _Point) -> None:
+        s, y = after.x - before.x, after.grad - before.grad
+        ys = float(np.dot(y, s))
+        if ys > CURVATURE_EPSILON * float(np.dot(y, y)):
+            self._pairs.append((s, y, 1.0 / ys))
 
     def _direction(self, grad: np.ndarray) -> np.ndarray:
         # In-place updates through one scratch buffer: at 512 px every temporary is a fresh
@@ -102,6 +137,9 @@ class Adam:
         self._m: np.ndarray | None = None
         self._v: np.ndarray | None = None
         self._t = 0
+
+    def start_scale(self) -> None:
+        self.reset()
 
     def step(self, x: np.ndarray, loss: float, grad: np.ndarray) -> np.ndarray:
         beta1, beta2 = ADAM_BETAS
@@ -152,10 +190,11 @@ def optimise_scale(
     project: Project,
     on_iteration: Callable[[ScaleState, float, dict[str, float]], bool],
 ) -> ScaleState:
-    """Run up to ``iterations`` steps (or until ``deadline`` on time.monotonic()).
+    """Run up to ``iterations`` loss evaluations (or until ``deadline`` on time.monotonic()).
 
-    ``on_iteration`` sees every step and returns True to stop early (a shutdown request).
-    The last evaluation counts too: the final image of a scale is the best one ever evaluated.
+    Each iteration evaluates the loss once and, unless it is the last, takes a step. The answer is
+    the best image ever evaluated, so no evaluation is spent after the loop. ``on_iteration`` sees
+    every iteration and returns True to stop early (a shutdown request).
     """
     shape = state.image.shape
     x = state.image.reshape(-1)
@@ -164,25 +203,21 @@ def optimise_scale(
         if not math.isfinite(total):
             raise FloatingPointError(f"the loss became {total} at iteration {state.iteration}")
         state.record(x.reshape(shape), total, terms)
-        if total > DIVERGENCE_FACTOR * state.best_loss:
-            optimizer.reset()
-            x = state.best_image.reshape(-1)
-        else:
-            x = project(optimizer.step(x, total, grad.reshape(-1)).reshape(shape)).reshape(-1)
         state.iteration += 1
+        if state.iteration < iterations:
+            x = _next(state, optimizer, project, x, total, grad)
         state.image = x.reshape(shape)
         if on_iteration(state, total, terms):
             break
-    if state.iteration and (state.iteration >= iterations or time.monotonic() >= deadline):
-        _evaluate_last(state, loss_and_grads)
     if state.best_image is None:  # zero iterations: the initial image is the answer
         state.best_image = state.image
     return state
 
 
-def _evaluate_last(state: ScaleState, loss_and_grads: LossAndGrads) -> None:
-    if state.best_image is not None and state.image is state.best_image:
-        return
-    total, terms, _ = loss_and_grads(state.image)
-    if total < state.best_loss:
-        state.best_loss, state.best_image = total, state.image
+def _next(state: ScaleState, optimizer: Lbfgs | Adam, project: Project, x: np.ndarray, total: float,
+          grad: np.ndarray) -> np.ndarray:
+    """The optimiser's step, projected; a restart from the best image if the loss ran away."""
+    if total > DIVERGENCE_FACTOR * state.best_loss:
+        optimizer.reset()
+        return state.best_image.reshape(-1)
+    return project(optimizer.step(x, total, grad.reshape(-1)).reshape(state.image.shape)).reshape(-1)
