@@ -219,6 +219,51 @@ def run_plugins(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- doctor -------------------------------------------------------------------------------------
+
+
+@subcommand
+def add_doctor(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "doctor", help="show the devices, what precision was measured on each, and what 'auto' uses",
+        description="List the devices TensorFlow sees and, for each, the speed of a VGG pass in each "
+                    "precision (measured on first use and cached), and the precision 'auto' picks.",
+    )
+    parser.add_argument("--remeasure", action="store_true", help="measure again instead of using the cache")
+    parser.add_argument("--json", action="store_true", help="print JSON for programs")
+    parser.set_defaults(func=run_doctor)
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    import json
+    import platform
+
+    import_tensorflow_quietly()
+    import tensorflow as tf
+
+    from styled import __version__
+    from styled.nets.devices import available_devices
+    from styled.nets.precision import CACHE_FILE, calibration_for
+    from styled.nets.weights import cache_root
+
+    found = {device.name: calibration_for(device, remeasure=args.remeasure) for device in available_devices()}
+    if args.json:
+        print(json.dumps({"styled": __version__, "tensorflow": tf.__version__, "python": platform.python_version(),
+                          "cache": str(cache_root() / CACHE_FILE),
+                          "devices": {name: c.to_dict() for name, c in found.items()}}, indent=2))
+        return EXIT_OK
+    print(f"styled {__version__}, TensorFlow {tf.__version__}, Python {platform.python_version()}, "
+          f"{os.cpu_count()} CPU cores")
+    for name, calibration in found.items():
+        print(f"{name}: {calibration.key.split(' | ')[1]}")
+        for precision, seconds in calibration.seconds.items():
+            error = calibration.errors.get(precision, 0.0)
+            print(f"  {precision:<9} {seconds:7.3f} s per VGG pass, loss within {error:.1e} of float32")
+        print(f"  precision: auto uses {calibration.chosen} (measured {calibration.measured_at})")
+    print(f"measurements are cached in {cache_root() / CACHE_FILE}; --remeasure measures again")
+    return EXIT_OK
+
+
 # --- the daemon: serve, submit, status -----------------------------------------------------------
 
 

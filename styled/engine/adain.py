@@ -35,7 +35,8 @@ from styled.engine.finish import finalize, output_alpha
 from styled.engine.job import Job
 from styled.engine.types import RenderOptions, Result
 from styled.io import colour, images
-from styled.nets.devices import Device, resolve_device, resolve_precision
+from styled.nets.devices import Device, resolve_device
+from styled.nets.precision import resolve_precision
 from styled.nets.vgg import FeatureExtractor
 from styled.nets.weights import (
     DECODER_UPSAMPLE_AFTER,
@@ -81,6 +82,7 @@ class Stylized:
     image: np.ndarray
     device: str
     precision: str
+    precision_reason: str = ""
 
 
 def feature_statistics(features: tf.Tensor) -> Statistics:
@@ -223,9 +225,9 @@ def load_network(precision: str = "float32", device_name: str = "/CPU:0") -> Ada
         return AdainNetwork(encoder, load_adain_decoder(), dtype)
 
 
-def _device_and_precision(job: Job) -> tuple[Device, str]:
+def _device_and_precision(job: Job) -> tuple[Device, str, str]:
     device = resolve_device(job.spec.device)
-    return device, resolve_precision(job.spec.precision, device)
+    return device, *resolve_precision(job.spec.precision, device)
 
 
 def stylize(job: Job, long_side: int) -> Stylized:
@@ -238,7 +240,7 @@ def stylize(job: Job, long_side: int) -> Stylized:
     if job.content is None:
         raise ValueError("AdaIN needs a content image")
     spec = job.spec
-    device, precision = _device_and_precision(job)
+    device, precision, why = _device_and_precision(job)
     height, width = job.output_shape(long_side)
     content = images.resize_to(job.content.pixels, width, height)
     style_side = max(MIN_SIDE, round(long_side * spec.style_scale))
@@ -246,7 +248,7 @@ def stylize(job: Job, long_side: int) -> Stylized:
     network = load_network(precision, device.tf_name)
     with tf.device(device.tf_name):
         image = network.stylize(content, styles, spec.blend_weights(), spec.alpha)
-    return Stylized(image.astype(np.float32), device.name, precision)
+    return Stylized(image.astype(np.float32), device.name, precision, why)
 
 
 def write_preview(job: Job, path: Path, long_side: int = PREVIEW_LONG_SIDE) -> Path | None:
@@ -278,5 +280,6 @@ def render_adain(job: Job, plugins: pluggy.PluginManager, options: RenderOptions
     return Result(
         image=image, alpha=output_alpha(job, image.shape), losses={}, history=[], iterations=0,
         seconds=time.monotonic() - started, device=stylized.device, precision=stylized.precision,
+        precision_reason=stylized.precision_reason,
         settings=job.spec.to_dict(),
     )

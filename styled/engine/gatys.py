@@ -6,6 +6,7 @@ manager it receives supplies every loss term, the built-in ones included.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -29,8 +30,11 @@ from styled.engine.types import (
     ScaleJob,
 )
 from styled.io import images
-from styled.nets.devices import Device, resolve_device, resolve_precision
+from styled.nets.devices import Device, resolve_device
+from styled.nets.precision import resolve_precision
 from styled.nets.vgg import FeatureExtractor
+
+log = logging.getLogger(__name__)
 
 # --- Gatys et al. -------------------------------------------------------------------------------
 
@@ -47,6 +51,7 @@ class _Run:
     extractor: FeatureExtractor
     started: float
     optimizer: Lbfgs | Adam
+    precision_reason: str = ""
     history: list[dict[str, float]] = field(default_factory=list)
     elapsed_before: float = 0.0
     last_checkpoint: float = 0.0
@@ -64,12 +69,12 @@ def render_gatys(job: Job, plugins: pluggy.PluginManager, options: RenderOptions
     """Optimise the image so its VGG features match the content and the style's Grams."""
     spec = job.spec
     device = resolve_device(spec.device)
-    precision = resolve_precision(spec.precision, device)
+    precision, why = resolve_precision(spec.precision, device)
     with tf.device(device.tf_name):
         backbone = options.backbones(spec.backbone, job.weights)
         extractor = FeatureExtractor(backbone, spec.pooling, tf.as_dtype(precision))
         run = _Run(job, plugins, options, device, precision, extractor, time.monotonic(),
-                   OPTIMIZERS[spec.optimizer](spec))
+                   OPTIMIZERS[spec.optimizer](spec), precision_reason=why)
         run.last_checkpoint = run.started
         state, interrupted = _optimise_all_scales(run)
     return _finish(run, state, interrupted)
@@ -167,15 +172,20 @@ def collect_terms(plugins: pluggy.PluginManager, scale_job: ScaleJob) -> list[Lo
     return terms
 
 
-def compile_loss(extractor: FeatureExtractor, terms: list[LossTerm], shape: tuple[int, int]):
-    """A numpy-in, numpy-out ``loss_and_grads`` with only the TensorFlow part under tf.function."""
+#: XLA fuses each convolution with its padding and ReLU: on a 2-core AVX2 CPU a 512 px iteration
+#: took 20 % less time (2.79 -> 2.26 s), for about 3.5 s of compiling per scale. Below this many
+#: pixels the compile costs more than it saves (benchmarks/vs_torch.py, docs/performance.md).
+XLA_MIN_PIXELS = 256 * 256
+
+
+def compile_loss(extractor: FeatureExtractor, terms: list[LossTerm], shape: tuple[int, int], *,
+                 xla_min_pixels: int = XLA_MIN_PIXELS):
+    """A numpy-in, numpy-out ``loss_and_grads`` with only the TensorFlow part under tf.function,
+    compiled with XLA at sizes where that pays (and traced plainly if XLA refuses a plugin's ops)."""
     layers = tuple(sorted({layer for term in terms for layer in term.layers}))
     names = [term.name for term in terms]
     weights = tf.constant([term.weight for term in terms], tf.float32)
 
-    # autograph=False: the loss has no tensor-dependent Python control flow, and converting it
-    # costs more time than tracing it (about 0.4 s a scale).
-    @tf.function(input_signature=[tf.TensorSpec((1, *shape, 3), tf.float32)], autograph=False)
     def loss_and_grads(image: tf.Tensor):
         with tf.GradientTape() as tape:
             tape.watch(image)
@@ -187,8 +197,22 @@ def compile_loss(extractor: FeatureExtractor, terms: list[LossTerm], shape: tupl
             total = tf.reduce_sum(weights * values)
         return total, values, tape.gradient(total, image, unconnected_gradients="zero")
 
+    # autograph=False: the loss has no tensor-dependent Python control flow, and converting it
+    # costs more time than tracing it (about 0.4 s a scale).
+    signature = [tf.TensorSpec((1, *shape, 3), tf.float32)]
+    plain = tf.function(loss_and_grads, input_signature=signature, autograph=False)
+    compiled = [tf.function(loss_and_grads, input_signature=signature, autograph=False, jit_compile=True)
+                if shape[0] * shape[1] >= xla_min_pixels else plain]
+
     def evaluate(image: np.ndarray) -> tuple[float, dict[str, float], np.ndarray]:
-        total, values, grad = loss_and_grads(image[None])
+        try:
+            total, values, grad = compiled[0](image[None])
+        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as error:
+            if compiled[0] is plain:
+                raise
+            log.info("XLA cannot compile this job's loss (%s); using plain TensorFlow", str(error).splitlines()[0])
+            compiled[0] = plain
+            total, values, grad = plain(image[None])
         return float(total), dict(zip(names, values.numpy().tolist())), grad.numpy()[0]
 
     return evaluate
@@ -197,7 +221,7 @@ def compile_loss(extractor: FeatureExtractor, terms: list[LossTerm], shape: tupl
 def _optimise_scale(run: _Run, scale_job: ScaleJob, state: ScaleState) -> tuple[ScaleState, bool]:
     spec = run.job.spec
     terms = collect_terms(run.plugins, scale_job)
-    evaluate = compile_loss(run.extractor, terms, scale_job.shape)
+    evaluate = compile_loss(run.extractor, terms, scale_job.shape, xla_min_pixels=XLA_MIN_PIXELS)
     optimizer = run.optimizer
     optimizer.start_scale()
     iterations = _iterations(spec, scale_job.scale_index, scale_job.scale_count)
@@ -303,7 +327,7 @@ def _finish(run: _Run, position: tuple[int, ScaleState], interrupted: bool) -> R
     return Result(
         image=image, alpha=output_alpha(job, image.shape), losses=_final_losses(history),
         history=history, iterations=len(history), seconds=run.elapsed(), device=run.device.name,
-        precision=run.precision, settings=spec.to_dict(), interrupted=interrupted, checkpoint=checkpoint,
+        precision=run.precision, precision_reason=run.precision_reason, settings=spec.to_dict(), interrupted=interrupted, checkpoint=checkpoint,
     )
 
 

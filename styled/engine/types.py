@@ -141,6 +141,7 @@ class Result:
     precision: str
     settings: dict[str, Any]
     interrupted: bool = False
+    precision_reason: str = ""
     checkpoint: Checkpoint | None = None
 
     def report(self) -> dict[str, Any]:
@@ -153,6 +154,7 @@ class Result:
             "settings": self.settings,
             "device": self.device,
             "precision": self.precision,
+            "precision_reason": self.precision_reason,
             "versions": versions(),
             "interrupted": self.interrupted,
             "history": self.history,

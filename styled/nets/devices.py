@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from styled.errors import DeviceError
@@ -14,10 +13,7 @@ from styled.settings.rules import short
 
 log = logging.getLogger(__name__)
 
-#: CPU flags that make bfloat16 convolutions fast in oneDNN (Intel AMX, AVX-512 BF16).
-BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
-CPUINFO = Path("/proc/cpuinfo")
-#: The compute dtypes of the VGG pass; ``auto`` is chosen by :func:`resolve_precision`.
+#: The compute dtypes of the VGG pass; ``auto`` is measured (styled.nets.precision).
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 
 
@@ -67,22 +63,6 @@ def resolve_device(requested: str) -> Device:
     return Device(f"gpu:{index}", f"/GPU:{index}")
 
 
-@functools.cache
-def cpu_supports_bf16() -> bool:
-    try:
-        flags = set(CPUINFO.read_text().split())
-    except OSError:
-        return False
-    return bool(flags & BF16_CPU_FLAGS)
-
-
-def resolve_precision(requested: str, device: Device) -> str:
-    """``auto`` is bfloat16 on CPUs with AMX/AVX-512 BF16 (measured in benchmarks/speed.py), else float32.
-
-    On GPUs ``auto`` stays float32: we have not measured float16 there; ask for it explicitly.
-    """
-    if requested != "auto":
-        return requested
-    if not device.is_gpu and cpu_supports_bf16():
-        return "bfloat16"
-    return "float32"
+def available_devices() -> list[Device]:
+    """The CPU and every GPU TensorFlow sees."""
+    return [Device("cpu", "/CPU:0"), *(Device(f"gpu:{index}", f"/GPU:{index}") for index in range(len(_gpus())))]

@@ -426,10 +426,14 @@ def _backbone(name: str, input_conv: ConvWeights, convs: NamedConvs, padding: st
 # --- the cache ---------------------------------------------------------------------------------
 
 
+def cache_root() -> Path:
+    """styled's cache folder: ``$STYLED_CACHE_DIR`` or the user cache dir."""
+    return Path(os.environ.get(CACHE_DIR_ENV) or platformdirs.user_cache_dir(CACHE_APP_NAME)).expanduser()
+
+
 def cache_dir() -> Path:
-    """Where converted weights are kept: ``$STYLED_CACHE_DIR/weights`` or the user cache dir."""
-    root = os.environ.get(CACHE_DIR_ENV) or platformdirs.user_cache_dir(CACHE_APP_NAME)
-    return Path(root).expanduser() / CACHE_SUBDIR
+    """Where converted weights are kept: ``<cache root>/weights``."""
+    return cache_root() / CACHE_SUBDIR
 
 
 def _cache_path(source: Path, kind: str) -> Path:

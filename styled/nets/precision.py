@@ -1,0 +1,196 @@
+"""``precision: auto``, by measurement: the fastest accurate compute dtype of each device, timed
+once and cached.
+
+CPU flags do not predict speed: a CPU that reports AVX-512 BF16 without AMX ran bfloat16 about
+1.4 times slower than float32, an AVX2-only one 7.7 times slower, and one with AMX 3 to 4 times
+faster. So on first use on a device, each candidate runs a VGG-19 forward and backward pass at a
+small size; the fastest whose loss stays within ACCURACY_TOLERANCE of float32's wins. The answer
+is cached per device, CPU or GPU model, TensorFlow version and styled version in the user's cache
+folder, so the measurement (a second or two) is paid once per machine and upgrade.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from styled.io.files import atomic_write_json
+from styled.nets.devices import Device
+from styled.nets.weights import cache_root
+
+log = logging.getLogger(__name__)
+
+CACHE_FILE = "precision.json"
+#: The candidates; float16 only on GPUs (CPUs emulate it).
+CPU_CANDIDATES = ("float32", "bfloat16")
+GPU_CANDIDATES = ("float32", "bfloat16", "float16")
+#: Small enough to be quick everywhere, large enough that every layer does real work.
+CALIBRATION_SHAPE = (96, 128)
+TIMED_PASSES = 3
+#: A candidate slower than this many times float32 after its first timed pass is not timed again.
+GIVE_UP_FACTOR = 2.0
+#: A candidate whose loss differs from float32's by more than this fraction is not used.
+ACCURACY_TOLERANCE = 0.02
+CALIBRATION_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What was measured on one device, and what ``auto`` therefore uses."""
+
+    key: str
+    seconds: dict[str, float]  # per forward and backward pass, median
+    errors: dict[str, float]  # relative difference of the loss from float32's
+    chosen: str
+    measured_at: str
+
+    def reason(self) -> str:
+        timings = ", ".join(f"{name} {seconds:.3f} s" for name, seconds in self.seconds.items())
+        return (f"fastest accurate precision measured on this device ({timings} per VGG pass at "
+                f"{CALIBRATION_SHAPE[1]}x{CALIBRATION_SHAPE[0]}, {self.measured_at})")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+Measure = Callable[[Device], tuple[dict[str, float], dict[str, float]]]
+
+
+def device_key(device: Device) -> str:
+    """What a measurement holds for: the device, its model, and the TensorFlow and styled versions."""
+    import importlib.metadata
+
+    import tensorflow as tf
+
+    return (f"{device.name} | {_model(device)} | tensorflow {tf.__version__} | "
+            f"styled {importlib.metadata.version('styled')}")
+
+
+def _model(device: Device) -> str:
+    if device.is_gpu:
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        index = int(device.name.split(":")[1])
+        details = tf.config.experimental.get_device_details(gpus[index]) if index < len(gpus) else {}
+        return str(details.get("device_name", "unknown GPU"))
+    return _cpu_model()
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def calibration_for(device: Device, *, remeasure: bool = False, measure: Measure | None = None,
+                    cache: Path | None = None) -> Calibration:
+    """The device's calibration, from the cache when it holds one for this device and these
+    versions, else measured now (``measure``, for tests) and cached."""
+    cache = cache or cache_root() / CACHE_FILE
+    key = device_key(device)
+    known = _read_cache(cache)
+    if not remeasure and key in known:
+        try:
+            return Calibration(**known[key])
+        except TypeError:
+            log.info("the cached precision measurement of %s is from another version; measuring again", device.name)
+    seconds, errors = (measure or measure_device)(device)
+    calibration = Calibration(key, seconds, errors, choose(seconds, errors),
+                              time.strftime("%Y-%m-%d %H:%M", time.localtime()))
+    log.info("precision: %s on %s (%s)", calibration.chosen, device.name, calibration.reason())
+    _write_cache(cache, {**known, key: calibration.to_dict()})
+    return calibration
+
+
+def choose(seconds: dict[str, float], errors: dict[str, float]) -> str:
+    """The fastest candidate within ACCURACY_TOLERANCE of float32 (float32 itself always is)."""
+    accurate = [name for name in seconds if errors.get(name, 0.0) <= ACCURACY_TOLERANCE]
+    return min(accurate, key=lambda name: seconds[name])
+
+
+def _read_cache(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_cache(path: Path, data: dict) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, data)
+    except OSError as error:  # a read-only home: measure again next time, but do not fail
+        log.warning("cannot cache the precision measurement in %s: %s", path, error)
+
+
+def measure_device(device: Device) -> tuple[dict[str, float], dict[str, float]]:
+    """Median seconds of a VGG-19 forward and backward pass per candidate dtype, and the relative
+    difference of its loss from float32's."""
+    import tensorflow as tf
+
+    from styled.nets.vgg import FeatureExtractor
+    from styled.nets.weights import load_backbone
+
+    backbone = load_backbone("vgg19")
+    image = tf.random.stateless_uniform((1, *CALIBRATION_SHAPE, 3), seed=(1, 2))
+    seconds: dict[str, float] = {}
+    losses: dict[str, float] = {}
+    with tf.device(device.tf_name):
+        for dtype in GPU_CANDIDATES if device.is_gpu else CPU_CANDIDATES:
+            timing = _time_passes(FeatureExtractor(backbone, "avg", tf.as_dtype(dtype)), image,
+                                  seconds.get("float32"))
+            if timing is not None:
+                seconds[dtype], losses[dtype] = timing
+    reference = losses["float32"]
+    errors = {name: abs(loss - reference) / max(abs(reference), 1e-12) for name, loss in losses.items()}
+    return seconds, errors
+
+
+def _time_passes(extractor, image, float32_seconds: float | None) -> tuple[float, float] | None:
+    import math
+
+    import tensorflow as tf
+
+    @tf.function(autograph=False)
+    def forward_backward(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            features = extractor(x, CALIBRATION_LAYERS)
+            loss = tf.add_n([tf.reduce_mean(tf.square(f)) for f in features.values()])
+        return loss, tape.gradient(loss, x)
+
+    try:
+        loss, _ = forward_backward(image)  # trace and warm up
+    except (tf.errors.OpError, ValueError, TypeError) as error:  # a dtype the device lacks
+        log.info("precision %s cannot run here: %s", extractor.dtype.name, error)
+        return None
+    timings = []
+    for _ in range(TIMED_PASSES):
+        started = time.perf_counter()
+        forward_backward(image)[1].numpy()
+        timings.append(time.perf_counter() - started)
+        if float32_seconds is not None and timings[-1] > GIVE_UP_FACTOR * float32_seconds:
+            break
+    value = float(loss)
+    return (statistics.median(timings), value) if math.isfinite(value) else None
+
+
+def resolve_precision(requested: str, device: Device) -> tuple[str, str]:
+    """The compute dtype for a spec's ``precision`` on ``device``, and why (for the report)."""
+    if requested != "auto":
+        return requested, "asked for in the job"
+    calibration = calibration_for(device)
+    return calibration.chosen, calibration.reason()

@@ -1,0 +1,66 @@
+"""``precision: auto`` is measured once per device and versions, cached, and measured again when
+the cache does not hold for this machine; the measurement itself runs for real."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from styled.nets import precision
+from styled.nets.devices import Device
+
+CPU = Device("cpu", "/CPU:0")
+
+
+class FakeMeasure:
+    """A fault injected on purpose: timings chosen by the test, and a count of measurements."""
+
+    def __init__(self, seconds):
+        self.seconds, self.calls = seconds, 0
+
+    def __call__(self, device):
+        self.calls += 1
+        return dict(self.seconds), {name: 0.0 for name in self.seconds}
+
+
+def test_the_fastest_accurate_precision_wins():
+    assert precision.choose({"float32": 1.0, "bfloat16": 0.3}, {"float32": 0.0, "bfloat16": 0.001}) == "bfloat16"
+    assert precision.choose({"float32": 1.0, "bfloat16": 7.5}, {"float32": 0.0, "bfloat16": 0.001}) == "float32"
+    assert precision.choose({"float32": 1.0, "float16": 0.2}, {"float32": 0.0, "float16": 0.5}) == "float32", \
+        "a precision whose loss is off is not used however fast"
+
+
+def test_the_cache_is_used_and_invalidated_by_a_new_version(tmp_path, monkeypatch):
+    cache = tmp_path / "precision.json"
+    slow_bf16 = FakeMeasure({"float32": 0.1, "bfloat16": 0.7})
+    first = precision.calibration_for(CPU, measure=slow_bf16, cache=cache)
+    again = precision.calibration_for(CPU, measure=slow_bf16, cache=cache)
+    assert slow_bf16.calls == 1 and first == again and first.chosen == "float32"
+    assert "float32 0.100 s" in first.reason()
+    monkeypatch.setattr(precision, "device_key", lambda device: "cpu | another CPU | tensorflow 9 | styled 9")
+    fast_bf16 = FakeMeasure({"float32": 0.1, "bfloat16": 0.03})
+    assert precision.calibration_for(CPU, measure=fast_bf16, cache=cache).chosen == "bfloat16"
+    assert fast_bf16.calls == 1, "a cache entry for other versions or another CPU does not hold here"
+    assert len(json.loads(cache.read_text())) == 2, "each machine and version keeps its own entry"
+
+
+def test_remeasure_and_a_damaged_cache_measure_again(tmp_path):
+    cache = tmp_path / "precision.json"
+    measure = FakeMeasure({"float32": 0.1})
+    precision.calibration_for(CPU, measure=measure, cache=cache)
+    precision.calibration_for(CPU, measure=measure, cache=cache, remeasure=True)
+    cache.write_text("{not json")
+    precision.calibration_for(CPU, measure=measure, cache=cache)
+    assert measure.calls == 3
+
+
+def test_an_explicit_precision_is_not_measured():
+    assert precision.resolve_precision("bfloat16", CPU) == ("bfloat16", "asked for in the job")
+
+
+@pytest.mark.slow
+def test_the_real_measurement_times_every_cpu_candidate_and_float32_is_exact():
+    seconds, errors = precision.measure_device(CPU)
+    assert set(seconds) == {"float32", "bfloat16"} and all(value > 0 for value in seconds.values())
+    assert errors["float32"] == 0.0 and errors["bfloat16"] < precision.ACCURACY_TOLERANCE
