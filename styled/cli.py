@@ -394,22 +394,11 @@ def _configure_logging(debug: bool) -> None:
 
 
 def import_tensorflow_quietly() -> None:
-    """TensorFlow's C++ start-up notes (oneDNN, absl) go straight to fd 2; users need none of them.
+    """TensorFlow's C++ start-up notes (oneDNN, absl, CUDA probing) go straight to fd 2; users need
+    none of them. Commands that render call this first; ``--debug`` keeps the notes."""
+    from styled.nets.devices import load_tensorflow
 
-    Commands that render call this first; ``--debug`` keeps the notes.
-    """
-    if "tensorflow" in sys.modules or logging.getLogger().level <= logging.DEBUG:
-        return
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            try:
-                import tensorflow  # noqa: F401
-            finally:
-                os.dup2(saved, 2)
-    finally:
-        os.close(saved)
+    load_tensorflow()
 
 
 def entry_point() -> None:

@@ -140,9 +140,10 @@ class Daemon:
         # The stop handlers stay installed until the workers are joined: a second SIGTERM or
         # Ctrl-C while the running jobs checkpoint must not kill the process half-way.
         with SpoolLock(self.config.work), self._signals():
-            import styled.engine.render  # noqa: F401 - load TensorFlow before READY=1, not in the first job
+            load_engine()  # TensorFlow before READY=1, not in the first job
 
             self._use_plugins(check_plugins_and_library(self.config))
+            measure_precisions(self.config)
             self._recover()
             self._start_workers()
             try:
@@ -426,3 +427,26 @@ def check_plugins_and_library(config: DaemonConfig) -> Any:
         if not folder.is_dir():
             log.warning("library folder %s does not exist; jobs cannot use its images", folder)
     return plugins
+
+
+def load_engine() -> None:
+    """Import the engine and TensorFlow (quietly: see styled.nets.devices.quiet_native_stderr)."""
+    from styled.nets.devices import load_tensorflow
+
+    load_tensorflow()
+    import styled.engine.render  # noqa: F401
+
+
+def measure_precisions(config: DaemonConfig) -> None:
+    """Measure ``precision: auto`` on each worker's device before READY=1 (once per machine and
+    version; cached after that), so the first job does not pay for it."""
+    from styled.nets.devices import resolve_device
+    from styled.nets.precision import calibration_for
+
+    if config.defaults.get("precision", "auto") != "auto":
+        return
+    for name in dict.fromkeys(config.devices):
+        try:
+            calibration_for(resolve_device(name))
+        except StyledError as error:
+            log.warning("cannot measure the precision of %s: %s", name, error)

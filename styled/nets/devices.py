@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+import os
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,12 +31,45 @@ class Device:
         return self.name.startswith("gpu")
 
 
+@contextlib.contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Send what native code writes to fd 2 to /dev/null meanwhile, unless styled logs at DEBUG.
+
+    TensorFlow's C++ layer prints start-up notes (absl, oneDNN, "could not find cuda drivers",
+    "failed call to cuInit" on machines without a GPU) before and around its own log level
+    setting; they are noise to users, and ``--debug`` shows them.
+    """
+    if logging.getLogger("styled").getEffectiveLevel() <= logging.DEBUG:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
+def load_tensorflow() -> None:
+    """Import TensorFlow and probe its GPUs once, without the native start-up noise."""
+    with quiet_native_stderr():
+        import tensorflow  # noqa: F401
+
+        _gpus()
+
+
 @functools.cache
 def _gpus() -> tuple[str, ...]:
     """List the GPUs once and turn on memory growth, so several workers can share a card."""
     import tensorflow as tf  # here, so that checking a spec's device does not load TensorFlow
 
-    gpus = tf.config.list_physical_devices("GPU")
+    with quiet_native_stderr():
+        gpus = tf.config.list_physical_devices("GPU")
     for gpu in gpus:
         try:
             tf.config.experimental.set_memory_growth(gpu, True)
