@@ -102,7 +102,9 @@ def _float32_loss(job, image) -> float:
 
     import tensorflow as tf
 
-    from styled.engine.gatys import _Run, _scale_job, collect_terms, compile_loss  # noqa: PLC2701
+    from styled.engine.gatys import _plan, _Run, _scale_job, collect_terms  # noqa: PLC2701
+    from styled.engine.objective import compile_loss
+    from styled.engine.optimize import Lbfgs
     from styled.nets.devices import resolve_device
     from styled.nets.vgg import FeatureExtractor
     from styled.nets.weights import load_backbone
@@ -111,7 +113,9 @@ def _float32_loss(job, image) -> float:
     job32 = dataclasses.replace(job, spec=dataclasses.replace(job.spec, precision="float32"))
     extractor = FeatureExtractor(load_backbone("vgg19"), "avg", tf.float32)
     plugins = make_plugin_manager()
-    run = _Run(job32, plugins, None, resolve_device("cpu"), "float32", extractor, time.monotonic())
+    run = _Run(job32, plugins, None, resolve_device("cpu"), "float32", extractor, time.monotonic(), Lbfgs(20),
+               budget=10**12)
+    run.plans = [_plan(run, index, ("relu5_1",)) for index in range(len(run.sizes))]
     scale_job = _scale_job(run, len(run.sizes) - 1)  # the output's own scale
     evaluate = compile_loss(extractor, collect_terms(plugins, scale_job), scale_job.shape)
     return evaluate(image)[0]

@@ -16,6 +16,7 @@ from styled.errors import (
     FileKindError,
     ImageError,
     JobSpecError,
+    MemoryBudgetError,
     PluginError,
     SpoolError,
     StyledError,
@@ -36,6 +37,7 @@ EXIT_CODES: dict[type[StyledError], int] = {
     PluginError: EXIT_BAD_INPUT,
     DeviceError: EXIT_BAD_INPUT,
     FileKindError: EXIT_BAD_INPUT,
+    MemoryBudgetError: EXIT_BAD_INPUT,
     SpoolError: EXIT_BAD_INPUT,
     WeightsError: EXIT_MISSING_WEIGHTS,
 }
@@ -173,7 +175,8 @@ class ProgressBar:
             self._bar = tqdm(total=progress.iterations, unit="it", leave=True, dynamic_ncols=True,
                              desc=f"scale {progress.scale}/{progress.scales} {progress.width}x{progress.height}")
         eta = clock(progress.eta)
-        self._bar.set_postfix_str(f"loss {progress.loss:.4g}, total eta {eta}", refresh=False)
+        tile = f"tile {progress.tile}/{progress.tiles}, " if progress.tiles and progress.tile < progress.tiles else ""
+        self._bar.set_postfix_str(f"{tile}loss {progress.loss:.4g}, total eta {eta}", refresh=progress.tiles > 0)
         self._bar.update(progress.iteration - self._bar.n)
 
 

@@ -82,6 +82,10 @@ class PluginError(StyledError, kind="plugin"):
     """A plugin is unknown, failed to load, or was given bad options."""
 
 
+class MemoryBudgetError(StyledError, kind="memory"):
+    """A render needs more memory than ``max_memory`` allows, even tiled; or a term cannot be tiled."""
+
+
 class FileKindError(StyledError, kind="file"):
     """A path names a FIFO, a device, a socket, a link or a folder where a regular file is needed."""
 

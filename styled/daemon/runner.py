@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import math
 import shutil
 import threading
 import time
@@ -78,7 +79,7 @@ def percent_done(progress: Progress) -> float:
     """Overall progress: from the ETA when the engine has one, else from the iteration counts."""
     if progress.eta is not None and progress.elapsed + progress.eta > 0:
         return 100.0 * progress.elapsed / (progress.elapsed + progress.eta)
-    within = progress.iteration / progress.iterations if progress.iterations else 1.0
+    within = progress.fraction / progress.iterations if progress.iterations else 1.0
     return 100.0 * ((progress.scale - 1) + within) / max(progress.scales, 1)
 
 
@@ -92,8 +93,9 @@ class ProgressTracker:
 
     def __call__(self, progress: Progress) -> None:
         percent = percent_done(progress)
+        tile = f", tile {progress.tile}/{progress.tiles}" if progress.tiles else ""
         summary = (f"scale {progress.scale}/{progress.scales}, iteration {progress.iteration}/"
-                   f"{progress.iterations}, {percent:.0f}%, loss {progress.loss:.4g}, ETA {clock(progress.eta)}")
+                   f"{progress.iterations}{tile}, {percent:.0f}%, loss {progress.loss:.4g}, ETA {clock(progress.eta)}")
         self.board.set(self.worker, f"{self.name}: {summary}")
         now = time.monotonic()
         final = progress.scale == progress.scales and progress.iteration == progress.iterations
@@ -109,7 +111,8 @@ class ProgressTracker:
         atomic_write_json(self.work.progress_path, {
             "name": self.name, "device": self.worker, "scale": progress.scale, "scales": progress.scales,
             "width": progress.width, "height": progress.height, "iteration": progress.iteration,
-            "iterations": progress.iterations, "done": progress.done, "loss": progress.loss, "terms": dict(progress.terms),
+            "iterations": progress.iterations, "tile": progress.tile, "tiles": progress.tiles, "done": progress.done,
+            "loss": progress.loss if math.isfinite(progress.loss) else None, "terms": dict(progress.terms),
             "percent": round(percent, 1), "elapsed": round(progress.elapsed, 3),
             "eta": None if progress.eta is None else round(progress.eta, 3), "updated": now_iso(),
         })
@@ -269,7 +272,8 @@ class JobRunner:
         tracker = ProgressTracker(work, state.name, config, self.context.board, self.worker)
         options = RenderOptions(on_progress=tracker, on_checkpoint=self._checkpointer(work),
                                 checkpoint_seconds=config.checkpoint_seconds,
-                                should_stop=self.context.stop.is_set, resume=resume, backbones=self.backbones)
+                                should_stop=self.context.stop.is_set, resume=resume, backbones=self.backbones,
+                                memory_share=1 / max(1, len(config.devices)))
         try:
             return render(job, make_plugin_manager(config.plugins_dir), options)
         finally:

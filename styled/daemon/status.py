@@ -102,8 +102,9 @@ def format_status(status: SpoolStatus, limit: int = RECENT_LIMIT) -> str:
     for job in status.running:
         progress = job["progress"]
         if job["status"] == "rendering" and progress:
+            tile = f"  tile {progress['tile']}/{progress['tiles']}" if progress.get("tiles") else ""
             detail = (f"scale {progress['scale']}/{progress['scales']}  iteration {progress['iteration']}/"
-                      f"{progress['iterations']}  {progress['percent']:.0f}%  ETA {clock(progress.get('eta'))}"
+                      f"{progress['iterations']}{tile}  {progress['percent']:.0f}%  ETA {clock(progress.get('eta'))}"
                       f"  on {job['device']}")
         else:
             detail = job["status"]

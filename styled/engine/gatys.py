@@ -19,6 +19,8 @@ import tensorflow as tf
 from styled.engine.finish import finalize, output_alpha
 from styled.engine.hooks import fold
 from styled.engine.job import Job
+from styled.engine.memory import MemoryPlan, auto_budget, plan_scale
+from styled.engine.objective import XLA_MIN_PIXELS, TiledLoss, compile_loss, layers_of
 from styled.engine.optimize import OPTIMIZERS, Adam, Lbfgs, ScaleState, optimise_scale
 from styled.engine.spec import JobSpec
 from styled.engine.types import (
@@ -52,6 +54,8 @@ class _Run:
     started: float
     optimizer: Lbfgs | Adam
     precision_reason: str = ""
+    budget: int = 0
+    plans: list[MemoryPlan] = field(default_factory=list)
     history: list[dict[str, float]] = field(default_factory=list)
     elapsed_before: float = 0.0
     last_checkpoint: float = 0.0
@@ -74,7 +78,9 @@ def render_gatys(job: Job, plugins: pluggy.PluginManager, options: RenderOptions
         backbone = options.backbones(spec.backbone, job.weights)
         extractor = FeatureExtractor(backbone, spec.pooling, tf.as_dtype(precision))
         run = _Run(job, plugins, options, device, precision, extractor, time.monotonic(),
-                   OPTIMIZERS[spec.optimizer](spec), precision_reason=why)
+                   OPTIMIZERS[spec.optimizer](spec), precision_reason=why,
+                   budget=spec.max_memory or auto_budget(options.memory_share))
+        run.plans = [_plan(run, index, spec_layers(spec)) for index in range(len(run.sizes))]  # refuse now, not later
         run.last_checkpoint = run.started
         state, interrupted = _optimise_all_scales(run)
     return _finish(run, state, interrupted)
@@ -108,7 +114,29 @@ def _scale_job(run: _Run, index: int) -> ScaleJob:
         content = _batch(images.resize_to(job.content.pixels, width, height))
     style_side = max(16, round(max(height, width) * spec.style_scale))
     styles = tuple(_batch(images.resize_long_side(style.pixels, style_side)) for style in job.styles)
-    return ScaleJob(job, content, styles, spec.blend_weights(), index, len(run.sizes), run.extractor)
+    plan = run.plans[index]
+    return ScaleJob(job, content, styles, spec.blend_weights(), index, len(run.sizes), run.extractor,
+                    plan.tile, plan.halo)
+
+
+def spec_layers(spec: JobSpec) -> tuple[str, ...]:
+    """The VGG layers the built-in terms use; plugins may add others (``_scale_with_terms``)."""
+    return tuple(sorted({*spec.content_layers, *(name for name, _ in spec.style_layers)}))
+
+
+def _plan(run: _Run, index: int, layers: tuple[str, ...]) -> MemoryPlan:
+    """How scale ``index`` fits ``max_memory`` (docs/print-size.md); MemoryBudgetError if it cannot."""
+    job, spec = run.job, run.job.spec
+    shape = job.output_shape(run.sizes[index])
+    style_side = max(16, round(max(shape) * spec.style_scale))
+    style_pixels = sum(style_side * style_side for _ in job.styles)
+    plan = plan_scale(size=run.sizes[index], shape=shape, layers=layers,
+                      content_layers=spec.content_layers if job.content is not None else (),
+                      style_pixels=style_pixels, precision=run.precision, optimizer=spec.optimizer,
+                      history=spec.lbfgs_history, budget=run.budget, tile_size=spec.tile_size)
+    log.debug("memory at %dx%d: about %.2f GB of %.2f GB, %s", shape[1], shape[0], plan.estimate / 1e9,
+              plan.budget / 1e9, plan.reason)
+    return plan
 
 
 def _batch(pixels: np.ndarray) -> tf.Tensor:
@@ -172,63 +200,23 @@ def collect_terms(plugins: pluggy.PluginManager, scale_job: ScaleJob) -> list[Lo
     return terms
 
 
-#: XLA fuses each convolution with its padding and ReLU: on a 2-core AVX2 CPU a 512 px iteration
-#: took 20 % less time (2.79 -> 2.26 s), for about 3.5 s of compiling per scale. Below this many
-#: pixels the compile costs more than it saves (benchmarks/vs_torch.py, docs/performance.md).
-XLA_MIN_PIXELS = 256 * 256
-
-
-def compile_loss(extractor: FeatureExtractor, terms: list[LossTerm], shape: tuple[int, int], *,
-                 xla_min_pixels: int = XLA_MIN_PIXELS):
-    """A numpy-in, numpy-out ``loss_and_grads`` with only the TensorFlow part under tf.function,
-    compiled with XLA at sizes where that pays (and traced plainly if XLA refuses a plugin's ops)."""
-    layers = tuple(sorted({layer for term in terms for layer in term.layers}))
-    names = [term.name for term in terms]
-    weights = tf.constant([term.weight for term in terms], tf.float32)
-
-    def loss_and_grads(image: tf.Tensor):
-        with tf.GradientTape() as tape:
-            tape.watch(image)
-            features = extractor(image, layers) if layers else {}
-            values = tf.stack([
-                tf.cast(term.fn(image, {name: features[name] for name in term.layers}), tf.float32)
-                for term in terms
-            ])
-            total = tf.reduce_sum(weights * values)
-        return total, values, tape.gradient(total, image, unconnected_gradients="zero")
-
-    # autograph=False: the loss has no tensor-dependent Python control flow, and converting it
-    # costs more time than tracing it (about 0.4 s a scale).
-    signature = [tf.TensorSpec((1, *shape, 3), tf.float32)]
-    plain = tf.function(loss_and_grads, input_signature=signature, autograph=False)
-    compiled = [tf.function(loss_and_grads, input_signature=signature, autograph=False, jit_compile=True)
-                if shape[0] * shape[1] >= xla_min_pixels else plain]
-
-    def evaluate(image: np.ndarray) -> tuple[float, dict[str, float], np.ndarray]:
-        try:
-            total, values, grad = compiled[0](image[None])
-        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as error:
-            if compiled[0] is plain:
-                raise
-            log.info("XLA cannot compile this job's loss (%s); using plain TensorFlow", str(error).splitlines()[0])
-            compiled[0] = plain
-            total, values, grad = plain(image[None])
-        return float(total), dict(zip(names, values.numpy().tolist())), grad.numpy()[0]
-
-    return evaluate
-
-
 def _optimise_scale(run: _Run, scale_job: ScaleJob, state: ScaleState) -> tuple[ScaleState, bool]:
     spec = run.job.spec
-    terms = collect_terms(run.plugins, scale_job)
-    evaluate = compile_loss(run.extractor, terms, scale_job.shape, xla_min_pixels=XLA_MIN_PIXELS)
-    optimizer = run.optimizer
-    optimizer.start_scale()
+    scale_job, terms = _scale_with_terms(run, scale_job)
+    plan = run.plans[scale_job.scale_index]
+    optimizer = _optimizer_for(run, plan)
     iterations = _iterations(spec, scale_job.scale_index, scale_job.scale_count)
     stop = {"requested": False}
+    last: dict[str, object] = {"total": math.nan, "values": {}}
     run.scale_started = time.monotonic()
 
+    def on_tile(done: int, tiles: int) -> None:
+        _report_progress(run, scale_job, state, iterations, last["total"], last["values"], (done, tiles))
+
+    evaluate = _objective(run, scale_job, terms, plan, on_tile)
+
     def on_iteration(current: ScaleState, total: float, values: dict[str, float]) -> bool:
+        last.update(total=total, values=values)
         _report_progress(run, scale_job, current, iterations, total, values)
         stop["requested"] = bool(run.options.should_stop and run.options.should_stop())
         _maybe_checkpoint(run, scale_job.scale_index, current, force=stop["requested"])
@@ -239,6 +227,33 @@ def _optimise_scale(run: _Run, scale_job: ScaleJob, state: ScaleState) -> tuple[
         project=_projector(run.plugins, scale_job), on_iteration=on_iteration,
     )
     return state, stop["requested"]
+
+
+def _scale_with_terms(run: _Run, scale_job: ScaleJob) -> tuple[ScaleJob, list[LossTerm]]:
+    """The scale's terms; re-planned (and the terms made again) if a plugin's layers need a wider halo."""
+    terms = collect_terms(run.plugins, scale_job)
+    index, layers = scale_job.scale_index, layers_of(terms)
+    plan = _plan(run, index, layers)
+    if (plan.tile, plan.halo) != (scale_job.tile, scale_job.halo):
+        run.plans[index] = plan
+        scale_job = replace(scale_job, tile=plan.tile, halo=plan.halo)
+        terms = collect_terms(run.plugins, scale_job)
+    run.plans[index] = plan
+    return scale_job, terms
+
+
+def _objective(run: _Run, scale_job: ScaleJob, terms: list[LossTerm], plan: MemoryPlan, on_tile):
+    if plan.tile is None:
+        return compile_loss(run.extractor, terms, scale_job.shape, xla_min_pixels=XLA_MIN_PIXELS)
+    return TiledLoss(run.extractor, terms, scale_job.windows(scale_job.shape), on_tile=on_tile)
+
+
+def _optimizer_for(run: _Run, plan: MemoryPlan) -> Lbfgs | Adam:
+    """The render's optimiser, or what the memory plan puts in its place at this scale."""
+    if plan.optimizer == "adam" and not isinstance(run.optimizer, Adam):
+        run.optimizer = Adam(run.job.spec.learning_rate)
+    run.optimizer.start_scale(**({"history": plan.history} if isinstance(run.optimizer, Lbfgs) else {}))
+    return run.optimizer
 
 
 def _iterations(spec: JobSpec, index: int, count: int) -> int:
@@ -272,22 +287,22 @@ def _projector(plugins: pluggy.PluginManager, scale_job: ScaleJob) -> Callable[[
 
 
 def _report_progress(run: _Run, scale_job: ScaleJob, state: ScaleState, iterations: int,
-                     total: float, values: dict[str, float]) -> None:
+                     total: float, values: dict[str, float], tiles: tuple[int, int] = (0, 0)) -> None:
     if run.options.on_progress is None:
         return
     height, width = scale_job.shape
-    run.options.on_progress(Progress(
+    progress = Progress(
         scale=scale_job.scale_index + 1, scales=scale_job.scale_count, width=width, height=height,
         iteration=state.iteration, iterations=iterations, loss=total, terms=values,
-        elapsed=run.elapsed(), eta=_eta(run, scale_job.scale_index, state, iterations),
-        done=len(run.history) + state.iteration,
-    ))
+        elapsed=run.elapsed(), eta=None, done=len(run.history) + state.iteration, tile=tiles[0], tiles=tiles[1],
+    )
+    run.options.on_progress(replace(progress, eta=_eta(run, scale_job.scale_index, progress.fraction, iterations)))
 
 
-def _eta(run: _Run, index: int, state: ScaleState, iterations: int) -> float | None:
-    """Seconds left: this scale's pace, scaled by pixel count for the scales still to come."""
+def _eta(run: _Run, index: int, done_here: float, iterations: int) -> float | None:
+    """Seconds left: this scale's pace (tiles of an unfinished iteration count), scaled by pixel
+    count for the scales still to come."""
     spec = run.job.spec
-    done_here = state.iteration
     if done_here == 0:
         return None
     pace = (time.monotonic() - run.scale_started) / done_here
@@ -327,7 +342,8 @@ def _finish(run: _Run, position: tuple[int, ScaleState], interrupted: bool) -> R
     return Result(
         image=image, alpha=output_alpha(job, image.shape), losses=_final_losses(history),
         history=history, iterations=len(history), seconds=run.elapsed(), device=run.device.name,
-        precision=run.precision, precision_reason=run.precision_reason, settings=spec.to_dict(), interrupted=interrupted, checkpoint=checkpoint,
+        precision=run.precision, precision_reason=run.precision_reason, settings=spec.to_dict(),
+        interrupted=interrupted, checkpoint=checkpoint, memory=[plan.to_dict() for plan in run.plans],
     )
 
 

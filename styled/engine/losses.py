@@ -6,11 +6,12 @@ content is a mean, each Gram matrix is divided by C·H·W, and TV is a mean.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import tensorflow as tf
 
-from styled.engine.types import LossTerm
+from styled.engine.types import LossTerm, ScaleJob, Tiling, Window
+from styled.nets.layers import stride_of
 
 
 def gram(features: tf.Tensor) -> tf.Tensor:
@@ -46,25 +47,82 @@ def blend_grams(grams: Sequence[tf.Tensor], weights: Sequence[float]) -> tf.Tens
     return tf.add_n([weight * g for g, weight in zip(grams, weights)])
 
 
-def content_term(weight: float, layers: Sequence[str], targets: Mapping[str, tf.Tensor]) -> LossTerm:
-    """Content: mean over the content layers of the mean squared activation difference."""
+def content_term(weight: float, layers: Sequence[str], targets: Callable[[Window], tuple]) -> LossTerm:
+    """Content: mean over the content layers of the mean squared activation difference.
 
-    def fn(image: tf.Tensor, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
-        return tf.add_n([content_loss(features[name], targets[name]) for name in layers]) / len(layers)
+    ``targets(window)`` gives the content image's activations at the window's core positions, one
+    per layer, in ``layers`` order.
+    """
 
-    return LossTerm("content", weight, fn, tuple(layers))
+    def partial(image: tf.Tensor, features: Mapping[str, tf.Tensor], window: Window, goal: tuple) -> tuple:
+        sums = []
+        for name, target in zip(layers, goal):
+            difference = window.core_of(features[name], stride_of(name)) - target
+            sums += [tf.reduce_sum(tf.square(difference)), _count(difference)]
+        return tuple(sums)
+
+    def combine(sums: tuple) -> tf.Tensor:
+        return tf.add_n([sums[i] / sums[i + 1] for i in range(0, len(sums), 2)]) / len(layers)
+
+    return LossTerm.tiled("content", weight, Tiling(partial, combine, targets), layers)
 
 
 def style_term(weight: float, layer_weights: Mapping[str, float], targets: Mapping[str, tf.Tensor]) -> LossTerm:
-    """Style: the mean over the style layers of each layer's weighted Gram loss."""
+    """Style: the mean over the style layers of each layer's weighted Gram loss.
 
-    def fn(image: tf.Tensor, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
-        per_layer = [w * gram_loss(features[name], targets[name]) for name, w in layer_weights.items()]
+    Tiled, each tile adds FᵀF over its core positions and the positions' count; the Gram is their
+    quotient, as ``gram`` computes it for the whole image.
+    """
+    names = tuple(layer_weights)
+
+    def partial(image: tf.Tensor, features: Mapping[str, tf.Tensor], window: Window, goal: tuple) -> tuple:
+        return tuple(part for name in names for part in gram_parts(window.core_of(features[name], stride_of(name))))
+
+    def combine(sums: tuple) -> tf.Tensor:
+        per_layer = [layer_weights[name] * tf.reduce_sum(tf.square(sums[2 * i] / sums[2 * i + 1] - targets[name]))
+                     for i, name in enumerate(names)]
         return tf.add_n(per_layer) / len(per_layer)
 
-    return LossTerm("style", weight, fn, tuple(layer_weights))
+    return LossTerm.tiled("style", weight, Tiling(partial, combine), names)
+
+
+def gram_parts(features: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """FᵀF and C·(number of positions) of a (1, h, w, C) activation: ``gram`` is their quotient."""
+    flat = tf.reshape(features, (-1, tf.shape(features)[-1]))
+    return tf.matmul(flat, flat, transpose_a=True), _count(flat)
+
+
+def tiled_grams(job: ScaleJob, image: tf.Tensor, layers: Sequence[str]) -> dict[str, tf.Tensor]:
+    """The Gram matrices of ``image`` (1, H, W, 3) at ``layers``, summed tile by tile when the scale
+    is tiled, so a print-size style image needs no more memory than a tile."""
+    sums: dict[str, list[tf.Tensor]] = {}
+    for window in job.windows(tuple(image.shape[1:3])):
+        features = job.features(window.crop(image), layers)
+        for name in layers:
+            parts = gram_parts(window.core_of(features[name], stride_of(name)))
+            sums[name] = [a + b for a, b in zip(sums[name], parts)] if name in sums else list(parts)
+    return {name: product / count for name, (product, count) in sums.items()}
 
 
 def tv_term(weight: float) -> LossTerm:
-    """Total variation: smooths the high-frequency noise that VGG gradients leave behind."""
-    return LossTerm("tv", weight, lambda image, features: tv_loss(image))
+    """Total variation: smooths the high-frequency noise that VGG gradients leave behind.
+
+    Tiled, a tile counts the differences whose first pixel lies in its core; the halo supplies the
+    second pixel where the core ends inside the image.
+    """
+
+    def partial(image: tf.Tensor, features: Mapping[str, tf.Tensor], window: Window, goal: tuple) -> tuple:
+        top, left, height, width = window.core
+        rows = image[:, top:min(top + height + 1, window.height), left:left + width, :]
+        columns = image[:, top:top + height, left:min(left + width + 1, window.width), :]
+        dy, dx = rows[:, 1:] - rows[:, :-1], columns[:, :, 1:] - columns[:, :, :-1]
+        return tf.reduce_sum(tf.square(dy)) + tf.reduce_sum(tf.square(dx)), _count(dy) + _count(dx)
+
+    def combine(sums: tuple) -> tf.Tensor:
+        return sums[0] / sums[1]
+
+    return LossTerm.tiled("tv", weight, Tiling(partial, combine))
+
+
+def _count(values: tf.Tensor) -> tf.Tensor:
+    return tf.cast(tf.size(values), tf.float32)

@@ -66,10 +66,11 @@ class Lbfgs:
         self.start_scale()
         self.radius = INITIAL_RADIUS
 
-    def start_scale(self) -> None:
+    def start_scale(self, history: int | None = None) -> None:
         """A new image size: the curvature pairs no longer apply, but the radius, a step length in
-        pixel units, carries over, so a finer scale does not crawl through its first steps."""
-        self._pairs.clear()
+        pixel units, carries over, so a finer scale does not crawl through its first steps.
+        ``history`` changes how many pairs are kept (fewer at print sizes, to fit memory)."""
+        self._pairs = deque(maxlen=history or self._pairs.maxlen)
         self._accepted = None
 
     def step(self, x: np.ndarray, loss: float, grad: np.ndarray) -> np.ndarray:

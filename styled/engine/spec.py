@@ -27,7 +27,7 @@ from styled.nets.layers import (
 )
 from styled.nets.weights import BACKBONES, DEFAULT_BACKBONE
 from styled.settings import Field, Invalid, check_table, located, setting, table
-from styled.settings.rules import boolean, integer, number, one_of, short, text
+from styled.settings.rules import boolean, integer, memory_size, number, one_of, short, text
 from styled.settings.sources import load_mapping
 
 #: Chosen against jcjohnson/neural-style's tubingen_starry.png at 512 px (docs/tuning.md).
@@ -55,6 +55,14 @@ METHODS = ("gatys", "adain")
 INITS = ("content", "noise", "style", "adain")
 BIT_DEPTHS = (8, 16)
 JOB_FILE_WHAT = "job file"
+
+
+def _tile_size(value: Any) -> int | None:
+    if value == "auto":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not MIN_SIZE <= value <= MAX_SIZE:
+        raise Invalid(f"must be auto or a whole number of pixels from {MIN_SIZE} to {MAX_SIZE}, got {short(value)}")
+    return value
 
 
 def _file_names(value: Any) -> tuple[str, ...]:
@@ -151,6 +159,12 @@ class JobSpec:
     device: str = setting("auto", device_name, "`auto`, `cpu`, `gpu`, `gpu:N`; GPUs use memory growth")
     precision: str = setting("auto", one_of(*PRECISIONS),
                              "`float32`, `bfloat16`, `float16` for the VGG pass; loss and image stay float32")
+    max_memory: int | None = setting(None, memory_size,
+                                     "memory a render may use, such as `6GB`; `auto`: 70 % of what is free, "
+                                     "shared among the daemon's workers; bigger renders are tiled (docs/print-size.md)",
+                                     shown="auto")
+    tile_size: int | None = setting(None, _tile_size, "`auto` tiles only when `max_memory` needs it; a number "
+                                    "forces square tiles of that many pixels (plus a halo)", shown="auto")
     alpha: float = setting(1.0, number(0.0, 1.0), "AdaIN: how much style (0 gives the photo back through the decoder)")
     bit_depth: int = setting(8, _bit_depth, "8 or 16 for PNG and TIFF output")
     plugins: Mapping[str, Mapping[str, Any]] = setting(None, _plugin_table, "`{name: {options}}`, see docs/plugins.md",

@@ -31,20 +31,120 @@ LossFn = Callable[["tf.Tensor", Mapping[str, "tf.Tensor"]], "tf.Tensor"]
 
 
 @dataclass(frozen=True)
+class Window:
+    """A tile of the image, and the core of it whose positions the tile answers for.
+
+    The tile covers rows ``top : top + height`` and columns ``left : left + width`` of an image of
+    ``image_shape`` (height, width); its core is the part ``core = (top, left, height, width)``
+    *in the tile's coordinates*. Cores partition the image; the rest of a tile is context (the halo)
+    so that the core's activations are exactly those of the whole image. An untiled pass is one
+    window whose tile and core are the whole image (``Window.whole``).
+    """
+
+    image_shape: tuple[int, int]
+    top: int
+    left: int
+    height: int
+    width: int
+    core: tuple[int, int, int, int]
+
+    @classmethod
+    def whole(cls, shape: tuple[int, int]) -> Window:
+        return cls(tuple(shape), 0, 0, shape[0], shape[1], (0, 0, shape[0], shape[1]))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.height, self.width
+
+    def local(self) -> Window:
+        """The same geometry without the tile's place in the image: all a traced ``partial`` may use."""
+        return Window(self.image_shape, 0, 0, self.height, self.width, self.core)
+
+    def core_of(self, values: tf.Tensor, stride: int = 1) -> tf.Tensor:
+        """The core positions of a (1, h, w, C) map computed on this tile with ``stride`` pixels per
+        position (``styled.nets.layers.stride_of(layer)``; 1 for the image itself)."""
+        top, left, height, width = self.core
+        return values[:, top // stride:-(-(top + height) // stride), left // stride:-(-(left + width) // stride), :]
+
+    @classmethod
+    def grid(cls, shape: tuple[int, int], core: int | None, halo: int) -> tuple[Window, ...]:
+        """Tiles whose cores are ``core``-pixel squares (cut at the image's edges) partitioning
+        ``shape``, each with ``halo`` pixels of context where the image has them. ``core`` and
+        ``halo`` must be multiples of the deepest layer's stride; None (or a core as large as the
+        image) gives one window."""
+        height, width = shape
+        if core is None or (core >= height and core >= width):
+            return (cls.whole(shape),)
+        windows = []
+        for row in range(0, height, core):
+            for column in range(0, width, core):
+                bottom, right = min(height, row + core), min(width, column + core)
+                top, left = max(0, row - halo), max(0, column - halo)
+                windows.append(cls(tuple(shape), top, left, min(height, bottom + halo) - top,
+                                   min(width, right + halo) - left, (row - top, column - left, bottom - row, right - column)))
+        return tuple(windows)
+
+    def crop(self, batch: tf.Tensor) -> tf.Tensor:
+        """This tile of a (1, H, W, C) tensor of the whole image."""
+        return batch[:, self.top:self.top + self.height, self.left:self.left + self.width, :]
+
+    def pixels(self, image: np.ndarray) -> np.ndarray:
+        """This tile of an (H, W, ...) array of the whole image."""
+        return image[self.top:self.top + self.height, self.left:self.left + self.width]
+
+
+#: ``partial(image, features, window, targets)`` of a tiled term: a tuple of tensors to sum over tiles.
+PartialFn = Callable[["tf.Tensor", Mapping[str, "tf.Tensor"], Window, tuple], tuple]
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """How a term that is a function of sums over positions is computed tile by tile.
+
+    ``partial(image, features, window, targets)`` returns a tuple of tensors summed over the
+    window's *core* positions only (``window.core_of(features[layer], stride)``); the engine adds
+    them up over all tiles and ``combine(sums)`` turns the totals into the term's value. Counts
+    that normalise a mean are best returned as sums too, so ``combine`` needs no image size.
+    ``targets(window)`` supplies per-tile constants (a content target's core, a mask's tile); the
+    engine computes them once per tile and scale, outside the traced function, and ``partial``
+    gets them as ``targets``. ``partial`` sees only ``window.local()``: it must not depend on
+    where the tile lies, only on its shape and core. The gradient is exact: the engine
+    differentiates Σ ⟨∂combine/∂sums, partial⟩ tile by tile (docs/print-size.md).
+    """
+
+    partial: PartialFn
+    combine: Callable[[tuple], "tf.Tensor"]
+    targets: Callable[[Window], tuple] = lambda window: ()
+
+
+@dataclass(frozen=True)
 class LossTerm:
     """One weighted term of the objective.
 
     ``fn(image, features)`` returns a scalar tensor. ``image`` is the current (1, H, W, 3) float32
-    image in [0, 1]; ``features`` maps each layer named in ``layers`` to its activation.
+    image in [0, 1]; ``features`` maps each layer named in ``layers`` to its activation. A term
+    that also says how it tiles (``tiling``, see ``Tiling``) works at print sizes; one that does
+    not makes a job that must be tiled fail with a clear message.
     """
 
     name: str
     weight: float
     fn: LossFn
     layers: tuple[str, ...] = ()
+    tiling: Tiling | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", tuple(self.layers))
+
+    @classmethod
+    def tiled(cls, name: str, weight: float, tiling: Tiling, layers: Iterable[str] = ()) -> LossTerm:
+        """A term defined only by how it tiles; untiled, it is one window over the whole image."""
+
+        def fn(image: tf.Tensor, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
+            window = Window.whole(tuple(image.shape[1:3]))
+            return tiling.combine(tuple(tiling.partial(image, features, window, tiling.targets(window))))
+
+        return cls(name, weight, fn, tuple(layers), tiling)
 
 
 @dataclass(frozen=True)
@@ -58,6 +158,13 @@ class ScaleJob:
     scale_index: int
     scale_count: int
     extractor: FeatureExtractor = field(repr=False)
+    #: Tiling at this scale: the core side in pixels (None: untiled) and the halo around it.
+    tile: int | None = None
+    halo: int = 0
+
+    def windows(self, shape: tuple[int, int]) -> tuple[Window, ...]:
+        """How an image of ``shape`` (height, width) is tiled at this scale (one window if untiled)."""
+        return Window.grid(tuple(shape), self.tile, self.halo)
 
     @property
     def spec(self) -> JobSpec:
@@ -94,6 +201,14 @@ class Progress:
     eta: float | None
     #: Iterations done so far over all scales (resumed ones included): a count that only grows.
     done: int = 0
+    #: Tiled scales report within an iteration too: tile passes done of ``tiles`` (two per tile).
+    tile: int = 0
+    tiles: int = 0
+
+    @property
+    def fraction(self) -> float:
+        """Iterations of this scale done, counting the finished tiles of the current one."""
+        return self.iteration + (self.tile / self.tiles if self.tiles and self.tile < self.tiles else 0.0)
 
 
 @dataclass
@@ -143,6 +258,8 @@ class Result:
     interrupted: bool = False
     precision_reason: str = ""
     checkpoint: Checkpoint | None = None
+    #: One memory plan per scale (styled.engine.memory.MemoryPlan.to_dict): estimate, tiles, optimiser.
+    memory: list[dict[str, Any]] = field(default_factory=list)
 
     def report(self) -> dict[str, Any]:
         """The keys of report.json (the daemon adds timestamps)."""
@@ -155,6 +272,7 @@ class Result:
             "device": self.device,
             "precision": self.precision,
             "precision_reason": self.precision_reason,
+            "memory": self.memory,
             "versions": versions(),
             "interrupted": self.interrupted,
             "history": self.history,
@@ -198,3 +316,5 @@ class RenderOptions:
     #: How to get network weights; a long-running caller passes a memoised loader so that
     #: every job does not read them again.
     backbones: Callable[[str, Path | None], Backbone] = load_backbone
+    #: The part of ``max_memory: auto`` this render may take (a daemon gives each worker its share).
+    memory_share: float = 1.0

@@ -64,3 +64,24 @@ def vgg_layers(value: Any) -> tuple[str, ...]:
     if not isinstance(items, list) or not items:
         raise Invalid(f"must be a layer name or a list of them, such as [relu4_2], got {short(value)}")
     return tuple(vgg_layer(item) for item in items)
+
+
+def stride_of(layer: str) -> int:
+    """Pixels per activation of ``layer``: 2 to the number of 2x2 pools before its block."""
+    return 2 ** sum(1 for block in POOLED_BLOCKS if block < block_of(layer))
+
+
+def receptive_radius(layer: str) -> int:
+    """How many pixels beyond its own block of ``stride_of(layer)`` pixels can change an activation.
+
+    Every 3x3 convolution widens the field by one activation of its block on each side; a 2x2,
+    stride-2 pool adds nothing beyond the doubled block. For relu5_1 of VGG-19 that is 70 pixels on
+    each side (a 156-pixel field); tiles need that much context around the positions they are
+    trusted for.
+    """
+    radius = 0
+    for conv in VGG19_CONVS:
+        radius += stride_of(conv)
+        if conv == "conv" + layer.removeprefix("relu"):
+            return radius
+    raise ValueError(f"{layer} is not a VGG-19 layer")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -35,6 +36,25 @@ def number(minimum: float | None = None, maximum: float | None = None, *, exclus
         return float(value)
 
     return rule
+
+
+#: Units a memory size may be given in; K, M, G and T are powers of 1000, KiB, MiB... of 1024.
+MEMORY_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+                "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+MEMORY_PATTERN = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*")
+
+
+def memory_size(value: Any) -> int | None:
+    """``auto`` (None), a number of bytes, or a size such as ``6GB``, ``512MB`` or ``8GiB``."""
+    if value == "auto":
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= _LARGEST_FLOAT:
+        return value
+    match = MEMORY_PATTERN.fullmatch(value) if isinstance(value, str) else None
+    unit = match.group(2).upper() if match else ""
+    if match is None or unit not in MEMORY_UNITS or float(match.group(1)) <= 0:
+        raise Invalid(f"must be auto or a memory size such as 6GB, 512MB or 8GiB, got {short(value)}")
+    return int(float(match.group(1)) * MEMORY_UNITS[unit])
 
 
 def _finite(value: int | float) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from styled.engine import gatys
+from styled.engine import gatys, objective
 from styled.engine.job import load_job, relative_to
 from styled.engine.spec import build_job_spec
 from styled.engine.types import RenderOptions, ScaleJob
@@ -32,8 +32,8 @@ def test_xla_and_plain_losses_agree_with_plugin_terms(tiny_images, tmp_path):
     terms = gatys.collect_terms(plugins, scale_job)
     assert {"style", "content", "long_range"} <= {term.name for term in terms}
     image = np.random.default_rng(0).uniform(0, 1, (height, width, 3)).astype(np.float32)
-    plain = gatys.compile_loss(extractor, terms, (height, width), xla_min_pixels=10**9)(image)
-    compiled = gatys.compile_loss(extractor, terms, (height, width), xla_min_pixels=0)(image)
+    plain = objective.compile_loss(extractor, terms, (height, width), xla_min_pixels=10**9)(image)
+    compiled = objective.compile_loss(extractor, terms, (height, width), xla_min_pixels=0)(image)
     assert compiled[0] == pytest.approx(plain[0], rel=1e-4)
     assert compiled[1] == pytest.approx(plain[1], rel=1e-3, abs=1e-7)
     np.testing.assert_allclose(compiled[2], plain[2], rtol=1e-3, atol=1e-6 * np.abs(plain[2]).max())

@@ -5,21 +5,30 @@ The maths is in styled.engine.losses; this module only chooses the terms a job's
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 
-from styled.engine.losses import blend_grams, content_term, gram, style_term, tv_term
-from styled.engine.types import LossTerm, ScaleJob
+from styled.engine.losses import blend_grams, content_term, style_term, tiled_grams, tv_term
+from styled.engine.types import LossTerm, ScaleJob, Window
+from styled.nets.layers import stride_of
 from styled.plugins.hookspecs import hookimpl
 
 
 def style_targets(job: ScaleJob, layers: Sequence[str]) -> dict[str, tf.Tensor]:
     """Blended Gram targets of the job's style images at the current scale."""
-    per_style = [job.features(style, layers) for style in job.styles]
-    return {
-        name: blend_grams([gram(feats[name]) for feats in per_style], job.style_weights) for name in layers
-    }
+    per_style = [tiled_grams(job, style, layers) for style in job.styles]
+    return {name: blend_grams([grams[name] for grams in per_style], job.style_weights) for name in layers}
+
+
+def content_targets(job: ScaleJob, layers: Sequence[str]) -> Callable[[Window], tuple]:
+    """The content photo's activations at a window's core positions, one per layer."""
+
+    def targets(window: Window) -> tuple:
+        features = job.features(window.crop(job.content), layers)
+        return tuple(window.core_of(features[name], stride_of(name)) for name in layers)
+
+    return targets
 
 
 @hookimpl
@@ -29,8 +38,7 @@ def register_losses(job: ScaleJob) -> list[LossTerm]:
     layer_weights = dict(spec.style_layers)
     terms = [style_term(spec.style_weight, layer_weights, style_targets(job, tuple(layer_weights)))]
     if job.content is not None and spec.content_weight > 0:
-        targets = job.features(job.content, spec.content_layers)
-        terms.insert(0, content_term(spec.content_weight, spec.content_layers, targets))
+        terms.insert(0, content_term(spec.content_weight, spec.content_layers, content_targets(job, spec.content_layers)))
     if spec.tv_weight > 0:
         terms.append(tv_term(spec.tv_weight))
     return terms

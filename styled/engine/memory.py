@@ -1,0 +1,201 @@
+"""What a render needs in memory, and the plan that keeps a scale under ``max_memory``.
+
+A scale needs a fixed part (the process with TensorFlow and the weights, the copies of the image
+the optimiser keeps, the content targets, the style images), the optimiser's state (L-BFGS keeps
+two image-sized vectors per curvature pair, Adam two in all) and the VGG activations of one forward
+and backward pass, over the whole image or over one tile. ``plan_scale`` keeps the job's optimiser
+and renders untiled if that fits; otherwise it tiles with the largest tiles that fit; then with
+fewer L-BFGS pairs, then with Adam; and if even Adam with the smallest tile does not fit, it says
+what the job would need. The constants were measured with benchmarks/print_size.py
+(docs/print-size.md compares the estimate with the peak RSS).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+
+from styled.errors import MemoryBudgetError
+from styled.nets.layers import VGG19_CONVS, VGG_BLOCK_WIDTHS, block_of, receptive_radius, relu_name, stride_of
+
+#: ``max_memory: auto`` is this share of the memory that is free (plus what this process holds).
+AUTO_SHARE = 0.7
+#: The process before any image: Python, TensorFlow, the engine and the VGG-19 weights.
+BASELINE_BYTES = 900 * 10**6
+#: A forward and backward pass keeps about two tensors per convolution (its output and the ReLU's).
+TAPE_FACTOR = 2.0
+#: Image-sized float32 arrays the engine keeps besides the optimiser's pairs: the image, its
+#: gradient, the best image, the scale state's image, the content photo, the L-BFGS direction and
+#: scratch, and the accepted point's image and gradient.
+IMAGE_COPIES = 9
+PIXEL_BYTES = 3 * 4
+#: A tile's core should be at least this many halos wide: (4 + 2)² / 4² = 2.25x the core's pixels
+#: computed per tile at most; narrower tiles are the last resort.
+EFFICIENT_CORE = 4
+#: L-BFGS pairs to try, after the job's own, before falling back to Adam.
+FEWER_PAIRS = (10, 5, 3)
+DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+GB = 10**9
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """How one scale fits its budget; the report lists one per scale."""
+
+    size: int
+    budget: int
+    estimate: int
+    tile: int | None  # core side in pixels; None: untiled
+    halo: int
+    tiles: int
+    optimizer: str
+    history: int
+    reason: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def halo_and_alignment(layers: Iterable[str]) -> tuple[int, int]:
+    """The context a tile needs around its core, and the multiple its core must start on.
+
+    The halo is the deepest layer's receptive radius (70 pixels for relu5_1) rounded up to that
+    layer's stride (16), so that tiles start on pooling boundaries: 80 pixels for the defaults.
+    """
+    layers = tuple(layers)
+    if not layers:
+        return 1, 1  # image-only terms such as TV look one pixel ahead
+    alignment = max(stride_of(layer) for layer in layers)
+    radius = max(receptive_radius(layer) for layer in layers)
+    return alignment * math.ceil(radius / alignment), alignment
+
+
+def activation_bytes(pixels: int, layers: Sequence[str], precision: str) -> int:
+    """A forward and backward VGG pass over ``pixels`` up to the deepest of ``layers``, plus the
+    float32 copies of the requested activations that the losses work on."""
+    if not layers:
+        return 0
+    deepest = max(VGG19_CONVS.index("conv" + layer.removeprefix("relu")) for layer in layers)
+    per_pixel = sum(_channels_per_pixel(relu_name(conv)) for conv in VGG19_CONVS[: deepest + 1])
+    requested = sum(_channels_per_pixel(layer) for layer in set(layers))
+    return int(pixels * (per_pixel * DTYPE_BYTES[precision] * TAPE_FACTOR + requested * 4 * 2))
+
+
+def _channels_per_pixel(layer: str) -> float:
+    return VGG_BLOCK_WIDTHS[block_of(layer)] / stride_of(layer) ** 2
+
+
+def optimizer_bytes(pixels: int, optimizer: str, history: int) -> int:
+    vectors = 2 * history if optimizer == "lbfgs" else 2
+    return vectors * pixels * PIXEL_BYTES
+
+
+def fixed_bytes(shape: tuple[int, int], content_layers: Sequence[str], style_pixels: int) -> int:
+    pixels = shape[0] * shape[1]
+    targets = sum(_channels_per_pixel(layer) for layer in content_layers) * 4 * pixels
+    return int(BASELINE_BYTES + IMAGE_COPIES * PIXEL_BYTES * pixels + targets + PIXEL_BYTES * style_pixels)
+
+
+def plan_scale(*, size: int, shape: tuple[int, int], layers: Sequence[str], content_layers: Sequence[str],
+               style_pixels: int, precision: str, optimizer: str, history: int, budget: int,
+               tile_size: int | None) -> MemoryPlan:
+    """The plan for one scale (see the module's docstring), or MemoryBudgetError saying what it needs."""
+    halo, alignment = halo_and_alignment(layers)
+    fixed = fixed_bytes(shape, content_layers, style_pixels)
+    pixels = shape[0] * shape[1]
+    smallest = _core(max(alignment, min(halo, max(shape))), alignment)
+    # First only tiles whose halo costs little (a core of EFFICIENT_CORE halos: 1.56x the pixels),
+    # dropping L-BFGS pairs before shrinking tiles further; then any tile down to one halo wide.
+    for least_core in (EFFICIENT_CORE * halo, smallest):
+        for kind, pairs in _optimizer_choices(optimizer, history):
+            room = budget - fixed - optimizer_bytes(pixels, kind, pairs)
+            why = "" if (kind, pairs) == (optimizer, history) else f"; {_fewer(kind, pairs)} to fit max_memory"
+            whole = activation_bytes(pixels, layers, precision)
+            if tile_size is None and whole <= room:
+                return MemoryPlan(size, budget, budget - room + whole, None, halo, 1, kind, pairs, "untiled" + why)
+            core = _core(tile_size, alignment) if tile_size else _largest_core(shape, halo, alignment, room, layers,
+                                                                                   precision)
+            if core is not None and (tile_size or core >= min(least_core, _core(max(shape), alignment))):
+                need = _tile_bytes(shape, core, halo, layers, precision)
+                if need <= room:
+                    tiles = _tile_count(shape, core)
+                    reason = f"tile_size {tile_size}" if tile_size else "the whole image does not fit max_memory"
+                    return MemoryPlan(size, budget, budget - room + need, core, halo, tiles, kind, pairs,
+                                      f"{tiles} tiles: {reason}{why}")
+    least = fixed + optimizer_bytes(pixels, "adam", 0) + _tile_bytes(shape, tile_size or smallest, halo, layers, precision)
+    raise MemoryBudgetError(
+        f"a {shape[1]}x{shape[0]} scale needs about {least / GB:.1f} GB even tiled with Adam, "
+        f"and max_memory allows {budget / GB:.1f} GB",
+        hint=f"raise max_memory to {math.ceil(least / GB * 10) / 10:.1f}GB or more, or lower size",
+    )
+
+
+def _optimizer_choices(optimizer: str, history: int) -> list[tuple[str, int]]:
+    if optimizer == "adam":
+        return [("adam", 0)]
+    return [("lbfgs", history)] + [("lbfgs", pairs) for pairs in FEWER_PAIRS if pairs < history] + [("adam", 0)]
+
+
+def _fewer(kind: str, pairs: int) -> str:
+    return "Adam instead of L-BFGS" if kind == "adam" else f"{pairs} L-BFGS pairs"
+
+
+def _core(side: int, alignment: int) -> int:
+    return alignment * math.ceil(side / alignment)
+
+
+def _tile_bytes(shape: tuple[int, int], core: int, halo: int, layers: Sequence[str], precision: str) -> int:
+    area = min(shape[0], core + 2 * halo) * min(shape[1], core + 2 * halo)
+    return activation_bytes(area, layers, precision)
+
+
+def _largest_core(shape: tuple[int, int], halo: int, alignment: int, room: int, layers: Sequence[str],
+                  precision: str) -> int | None:
+    for core in range(_core(max(shape), alignment), 0, -alignment):
+        if _tile_bytes(shape, core, halo, layers, precision) <= room:
+            return core
+    return None
+
+
+def _tile_count(shape: tuple[int, int], core: int) -> int:
+    return math.ceil(shape[0] / core) * math.ceil(shape[1] / core)
+
+
+def auto_budget(share: float = 1.0) -> int:
+    """``AUTO_SHARE`` of the memory that is free now plus what this process holds, times ``share``
+    (a daemon gives each worker its part), within the cgroup's limit when there is one."""
+    available = _meminfo("MemAvailable") + _resident()
+    limit = _cgroup_limit()
+    if limit is not None:
+        available = min(available, limit)
+    return int(AUTO_SHARE * available * share)
+
+
+def _meminfo(key: str) -> int:
+    try:
+        with open("/proc/meminfo") as lines:
+            for line in lines:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def _resident() -> int:
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
+
+
+def _cgroup_limit() -> int | None:
+    try:
+        with open("/sys/fs/cgroup/memory.max") as limit:
+            text = limit.read().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None

@@ -1,0 +1,193 @@
+"""The objective and its gradient as a numpy-in, numpy-out function: whole, or exactly tiled.
+
+Whole, one traced function computes every term and the gradient (compiled with XLA at sizes where
+that pays). Tiled (print sizes), each term that is a function of sums over positions (``Tiling``)
+is computed in two passes over overlapping tiles: the first adds up each tile's sums over its core
+positions; with the totals known, the second differentiates, tile by tile, the surrogate
+Σ ⟨∂L/∂sums, the tile's sums⟩, whose gradient is the tile's exact share of ∂L/∂image. Cores
+partition the image and a halo as wide as the deepest layer's receptive field makes every core
+activation equal to the whole image's, so the tiled loss and gradient equal the untiled ones up to
+float rounding (docs/print-size.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from styled.engine.types import LossTerm, Window
+from styled.errors import MemoryBudgetError
+from styled.nets.vgg import FeatureExtractor
+
+log = logging.getLogger(__name__)
+
+#: XLA fuses each convolution with its padding and ReLU: on a 2-core AVX2 CPU a 512 px iteration
+#: took 20 % less time (2.79 -> 2.26 s), for about 3.5 s of compiling per scale. Below this many
+#: pixels the compile costs more than it saves (benchmarks/vs_torch.py, docs/performance.md).
+XLA_MIN_PIXELS = 256 * 256
+
+Evaluate = Callable[[np.ndarray], tuple[float, dict[str, float], np.ndarray]]
+#: Called after each tile of each pass: (tiles done, tiles in this evaluation).
+OnTile = Callable[[int, int], None]
+
+
+def traced(fn: Callable, signature: Sequence[tf.TensorSpec], pixels: int, xla_min_pixels: int = XLA_MIN_PIXELS) -> Callable:
+    """``fn`` under tf.function, compiled with XLA when ``pixels`` reach ``xla_min_pixels``, falling
+    back to plain TensorFlow if XLA refuses a plugin's ops. autograph is off: the loss has no
+    tensor-dependent Python control flow, and converting it costs more than tracing it."""
+    plain = tf.function(fn, input_signature=signature, autograph=False)
+    chosen = [tf.function(fn, input_signature=signature, autograph=False, jit_compile=True)
+              if pixels >= xla_min_pixels else plain]
+
+    def call(*args):
+        try:
+            return chosen[0](*args)
+        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as error:
+            if chosen[0] is plain:
+                raise
+            log.info("XLA cannot compile this job's loss (%s); using plain TensorFlow", str(error).splitlines()[0])
+            chosen[0] = plain
+            return plain(*args)
+
+    return call
+
+
+def layers_of(terms: Sequence[LossTerm]) -> tuple[str, ...]:
+    return tuple(sorted({layer for term in terms for layer in term.layers}))
+
+
+def _values(terms: Sequence[LossTerm], image: tf.Tensor, features: dict[str, tf.Tensor], targets: Sequence[tuple]) -> tf.Tensor:
+    """Every term's value; a tiled term is its ``combine`` of one window over the whole image."""
+    whole = Window.whole(tuple(image.shape[1:3]))
+    values = []
+    for term, goal in zip(terms, targets):
+        mine = {name: features[name] for name in term.layers}
+        if term.tiling is None:
+            values.append(term.fn(image, mine))
+        else:
+            values.append(term.tiling.combine(tuple(term.tiling.partial(image, mine, whole, goal))))
+    return tf.stack([tf.cast(value, tf.float32) for value in values])
+
+
+def compile_loss(extractor: FeatureExtractor, terms: list[LossTerm], shape: tuple[int, int], *,
+                 xla_min_pixels: int = XLA_MIN_PIXELS) -> Evaluate:
+    """The whole-image objective: one traced function for the loss, its terms and the gradient."""
+    layers = layers_of(terms)
+    names = [term.name for term in terms]
+    weights = tf.constant([term.weight for term in terms], tf.float32)
+    whole = Window.whole(shape)
+    targets = [term.tiling.targets(whole) if term.tiling else () for term in terms]
+
+    def loss_and_grads(image: tf.Tensor):
+        with tf.GradientTape() as tape:
+            tape.watch(image)
+            features = extractor(image, layers) if layers else {}
+            values = _values(terms, image, features, targets)
+            total = tf.reduce_sum(weights * values)
+        return total, values, tape.gradient(total, image, unconnected_gradients="zero")
+
+    compiled = traced(loss_and_grads, [tf.TensorSpec((1, *shape, 3), tf.float32)], shape[0] * shape[1], xla_min_pixels)
+
+    def evaluate(image: np.ndarray) -> tuple[float, dict[str, float], np.ndarray]:
+        total, values, grad = compiled(image[None])
+        return float(total), dict(zip(names, values.numpy().tolist())), grad.numpy()[0]
+
+    return evaluate
+
+
+def check_tileable(terms: Sequence[LossTerm]) -> None:
+    """Refuse, by name, terms that need the whole image at once."""
+    whole_only = [term.name for term in terms if term.tiling is None]
+    if whole_only:
+        raise MemoryBudgetError(
+            f"this render must be tiled to fit in memory, but the loss term(s) {', '.join(whole_only)} "
+            "need the whole image at once",
+            hint="raise max_memory, lower size, or turn off the plugin(s) that add these terms "
+                 "(docs/plugins.md says how a term can tile)",
+        )
+
+
+class TiledLoss:
+    """The objective and its exact gradient, computed over ``windows`` (see the module's docstring)."""
+
+    def __init__(self, extractor: FeatureExtractor, terms: list[LossTerm], windows: Sequence[Window],
+                 on_tile: OnTile | None = None, xla_min_pixels: int = XLA_MIN_PIXELS):
+        check_tileable(terms)
+        self._extractor, self._terms, self._windows = extractor, terms, tuple(windows)
+        self._layers = layers_of(terms)
+        self._names = [term.name for term in terms]
+        self._weights = [term.weight for term in terms]
+        self._on_tile = on_tile
+        self._xla_min_pixels = xla_min_pixels
+        self._targets = [tuple(term.tiling.targets(window) for term in terms) for window in self._windows]
+        self._passes: dict[Window, tuple[Callable, Callable]] = {}
+
+    def __call__(self, image: np.ndarray) -> tuple[float, dict[str, float], np.ndarray]:
+        sums = self._sum_over_tiles(image)
+        total, values, cotangents = self._combine(sums)
+        grad = self._gradient(image, cotangents)
+        return total, dict(zip(self._names, values)), grad
+
+    def _sum_over_tiles(self, image: np.ndarray) -> list[tuple]:
+        sums = None
+        for index, window in enumerate(self._windows):
+            parts = self._pass(window)[0](self._tile(image, window), self._targets[index])
+            sums = parts if sums is None else tf.nest.map_structure(tf.add, sums, parts)
+            self._tiled(index + 1)
+        return sums
+
+    def _combine(self, sums: list[tuple]) -> tuple[float, list[float], list[tuple]]:
+        flat = tf.nest.flatten(sums)
+        with tf.GradientTape() as tape:
+            tape.watch(flat)
+            packed = tf.nest.pack_sequence_as(sums, flat)
+            values = [tf.cast(term.tiling.combine(tuple(part)), tf.float32) for term, part in zip(self._terms, packed)]
+            total = tf.add_n([weight * value for weight, value in zip(self._weights, values)])
+        cotangents = tape.gradient(total, flat, unconnected_gradients="zero")
+        return float(total), [float(value) for value in values], tf.nest.pack_sequence_as(sums, cotangents)
+
+    def _gradient(self, image: np.ndarray, cotangents: list[tuple]) -> np.ndarray:
+        grad = np.zeros_like(image)
+        for index, window in enumerate(self._windows):
+            share = self._pass(window)[1](self._tile(image, window), self._targets[index], cotangents)
+            window.pixels(grad)[...] += share.numpy()[0]
+            self._tiled(len(self._windows) + index + 1)
+        return grad
+
+    def _tiled(self, done: int) -> None:
+        if self._on_tile is not None:
+            self._on_tile(done, 2 * len(self._windows))
+
+    @staticmethod
+    def _tile(image: np.ndarray, window: Window) -> tf.Tensor:
+        return tf.constant(window.pixels(image)[None])
+
+    def _pass(self, window: Window) -> tuple[Callable, Callable]:
+        """The two traced passes for tiles of this geometry (at most nine: edges and corners differ)."""
+        local = window.local()
+        if local not in self._passes:
+            self._passes[local] = self._trace(local)
+        return self._passes[local]
+
+    def _trace(self, local: Window) -> tuple[Callable, Callable]:
+        extractor, terms, layers = self._extractor, self._terms, self._layers
+
+        def partials(tile: tf.Tensor, targets: tuple) -> list[tuple]:
+            features = extractor(tile, layers) if layers else {}
+            return [tuple(term.tiling.partial(tile, {name: features[name] for name in term.layers}, local, goal))
+                    for term, goal in zip(terms, targets)]
+
+        def share(tile: tf.Tensor, targets: tuple, cotangents: list[tuple]) -> tf.Tensor:
+            with tf.GradientTape() as tape:
+                tape.watch(tile)
+                parts = partials(tile, targets)
+                surrogate = tf.add_n([tf.reduce_sum(tf.cast(part, tf.float32) * cotangent) for part, cotangent
+                                      in zip(tf.nest.flatten(parts), tf.nest.flatten(cotangents))])
+            return tape.gradient(surrogate, tile, unconnected_gradients="zero")
+
+        pixels = local.height * local.width
+        return (traced(partials, None, pixels, self._xla_min_pixels),
+                traced(share, None, pixels, self._xla_min_pixels))

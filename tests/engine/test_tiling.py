@@ -1,0 +1,121 @@
+"""Exact tiling: the tiled objective and gradient equal the untiled ones, and a budget too small is
+refused before any work (docs/print-size.md)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from styled import render
+from styled.engine import gatys, memory, objective
+from styled.engine.job import load_job, relative_to
+from styled.engine.spec import build_job_spec
+from styled.engine.types import LossTerm, ScaleJob, Tiling, Window
+from styled.errors import MemoryBudgetError
+from styled.nets.vgg import FeatureExtractor
+from styled.nets.weights import load_backbone
+from styled.plugins import make_plugin_manager, validate_job
+
+#: Layers no deeper than relu3_1 need a 12-pixel halo, so 96 px images hold interior tiles.
+SHALLOW = {"content_layers": ["relu3_1"], "style_layers": ["relu1_1", "relu2_1", "relu3_1"]}
+
+
+def test_window_cores_partition_the_image_and_start_on_the_alignment():
+    shape, core, halo = (100, 70), 32, 12
+    covered = np.zeros(shape, int)
+    for window in Window.grid(shape, core, halo):
+        top, left, height, width = window.core
+        assert (window.top + top) % core == 0 and (window.left + left) % core == 0
+        assert top <= halo and left <= halo  # context only where the image has it
+        covered[window.top + top:window.top + top + height, window.left + left:window.left + left + width] += 1
+    assert (covered == 1).all()
+    assert Window.grid(shape, 128, halo) == (Window.whole(shape),)
+
+
+def test_the_halo_is_the_deepest_layers_receptive_radius_rounded_to_its_stride():
+    assert memory.halo_and_alignment(["relu4_2", "relu5_1"]) == (80, 16)  # 70 px rounded up to 16
+    assert memory.halo_and_alignment(["relu1_1", "relu3_1"]) == (12, 4)  # 10 px rounded up to 4
+    assert memory.halo_and_alignment([]) == (1, 1)
+
+
+def _terms(tiny_images, tmp_path, size, tile, halo, **spec):
+    import tensorflow as tf
+
+    job_spec = build_job_spec({"content": str(tiny_images["content"]), "style": str(tiny_images["style"]),
+                               "size": size, **spec})
+    plugins = make_plugin_manager()
+    job = validate_job(plugins, load_job(job_spec, relative_to(tmp_path)))
+    extractor = FeatureExtractor(load_backbone("vgg19"), "avg", tf.float32)
+    height, width = job.output_shape(size)
+    content = tf.image.resize(tf.constant(job.content.pixels[None]), (height, width))
+    styles = (tf.image.resize(tf.constant(job.styles[0].pixels[None]), (height, width)),)
+    scale_job = ScaleJob(job, content, styles, (1.0,), 0, 1, extractor, tile, halo)
+    return extractor, gatys.collect_terms(plugins, scale_job), scale_job
+
+
+@pytest.mark.parametrize(("size", "tile", "spec"), [(96, 32, SHALLOW), (176, 48, {})],
+                         ids=["relu3_1 deepest, 3x3 tiles", "defaults to relu5_1, 80 px halo"])
+def test_tiled_loss_and_gradient_equal_the_untiled_ones(tiny_images, tmp_path, size, tile, spec):
+    extractor, whole_terms, scale_job = _terms(tiny_images, tmp_path, size, None, 0, tv_weight=5.0, **spec)
+    halo, _ = memory.halo_and_alignment(objective.layers_of(whole_terms))
+    _, tiled_terms, tiled_job = _terms(tiny_images, tmp_path, size, tile, halo, tv_weight=5.0, **spec)
+    windows = tiled_job.windows(scale_job.shape)
+    assert len(windows) >= 4
+    image = np.random.default_rng(1).uniform(0, 1, (*scale_job.shape, 3)).astype(np.float32)
+    seen = []
+    whole = objective.compile_loss(extractor, whole_terms, scale_job.shape, xla_min_pixels=10**9)(image)
+    tiled = objective.TiledLoss(extractor, tiled_terms, windows, on_tile=lambda done, total: seen.append(done))(image)
+    assert seen == list(range(1, 2 * len(windows) + 1))
+    assert tiled[0] == pytest.approx(whole[0], rel=1e-5)
+    assert tiled[1] == pytest.approx(whole[1], rel=1e-4)
+    # float32 sums in another order: within 1e-4 of the gradient's largest component
+    np.testing.assert_allclose(tiled[2], whole[2], rtol=0, atol=1e-4 * np.abs(whole[2]).max())
+
+
+def test_a_term_that_cannot_tile_is_refused_by_name_in_a_tiled_job():
+    whole_only = LossTerm("mirror", 1.0, lambda image, features: image[0, 0, 0, 0])
+    tiled = LossTerm.tiled("fine", 1.0, Tiling(lambda image, features, window, goal: (image[0, 0, 0, 0],),
+                                                 lambda sums: sums[0]))
+    with pytest.raises(MemoryBudgetError, match="mirror"):
+        objective.TiledLoss(None, [tiled, whole_only], Window.grid((64, 64), 32, 1))
+
+
+def _render(tiny_images, tmp_path, **spec):
+    data = {"content": str(tiny_images["content"]), "style": str(tiny_images["style"]), "size": 96, "scales": 1,
+            "iterations": 6, "seed": 3, "precision": "float32", **SHALLOW, **spec}
+    return render(load_job(build_job_spec(data), relative_to(tmp_path)))
+
+
+def test_a_tiled_render_gives_the_untiled_picture(tiny_images, tmp_path):
+    whole = _render(tiny_images, tmp_path)
+    tiled = _render(tiny_images, tmp_path, tile_size=32)
+    assert whole.memory[0]["tiles"] == 1 and tiled.memory[0]["tiles"] == 9
+    assert np.abs(tiled.image - whole.image).max() < 1 / 255
+    assert tiled.losses["total"] == pytest.approx(whole.losses["total"], rel=1e-3)
+
+
+def test_a_budget_too_small_is_refused_before_any_work(tiny_images, tmp_path):
+    with pytest.raises(MemoryBudgetError) as caught:
+        _render(tiny_images, tmp_path, size=8192, max_memory="2GB")
+    message = str(caught.value) + " " + caught.value.hint
+    assert "needs about" in message and "max_memory allows 2.0 GB" in message and "raise max_memory to" in message
+
+
+GB = 10**9
+
+
+def _plan(budget, size=4096, history=20, tile_size=None):
+    return memory.plan_scale(size=size, shape=(size, size), layers=("relu1_1", "relu4_2", "relu5_1"),
+                             content_layers=("relu4_2",), style_pixels=size * size, precision="float32",
+                             optimizer="lbfgs", history=history, budget=budget, tile_size=tile_size)
+
+
+def test_the_plan_tiles_then_drops_pairs_then_takes_adam_as_the_budget_shrinks():
+    roomy, tiled, fewer, adam = _plan(200 * GB), _plan(16 * GB), _plan(8 * GB), _plan(5 * GB)
+    assert (roomy.tile, roomy.history) == (None, 20)
+    assert tiled.tile is not None and tiled.history == 20 and tiled.estimate <= 16 * GB
+    assert fewer.optimizer == "lbfgs" and fewer.history < 20 and "pairs to fit" in fewer.reason
+    assert adam.optimizer == "adam" and "Adam" in adam.reason
+    assert all(plan.tile % 16 == 0 and plan.tile >= 4 * 80 for plan in (tiled, fewer, adam))  # no tiny tiles
+    forced = _plan(200 * GB, size=512, tile_size=100)
+    assert forced.tile == 112 and forced.tiles == 25  # rounded up to the 16-pixel alignment
