@@ -33,7 +33,9 @@ import tensorflow as tf
 
 from styled.engine.finish import finalize, output_alpha
 from styled.engine.job import Job
-from styled.engine.types import RenderOptions, Result
+from styled.engine.memory import BASELINE_BYTES, PIXEL_BYTES, auto_budget
+from styled.engine.types import RenderOptions, Result, Window
+from styled.errors import MemoryBudgetError
 from styled.io import colour, images
 from styled.nets.devices import Device, resolve_device
 from styled.nets.precision import resolve_precision
@@ -62,6 +64,12 @@ UPSAMPLING = 2
 #: The smallest side the network takes: relu4_1 is then 2 px wide, and its 3x3 reflection-padded
 #: convolution needs at least 2 (a 1 px map cannot be reflected).
 MIN_SIDE = 2 * DOWNSAMPLING
+#: Encoder to relu4_1 and decoder each see 30 pixels around a pixel (eight and nine 3x3 convolutions
+#: at strides 1 to 8); tiles carry that much context, rounded up to the 8-pixel feature grid.
+TILE_HALO = 32
+#: Bytes per pixel of a tile while it runs: three 64-channel float32 maps at full resolution
+#: (a convolution's input, its padded copy and its output).
+TILE_BYTES_PER_PIXEL = 3 * 64 * 4
 #: Long side of the daemon's preview.png: big enough to judge a style, small enough to take
 #: well under a second (docs/adain.md has the timings).
 PREVIEW_LONG_SIDE = 384
@@ -113,12 +121,14 @@ def blend_statistics(statistics: Sequence[Statistics], weights: Sequence[float])
     return Statistics(mean, std)
 
 
-def adaptive_instance_norm(content: tf.Tensor, style: Statistics, alpha: float = 1.0) -> tf.Tensor:
+def adaptive_instance_norm(content: tf.Tensor, style: Statistics, alpha: float = 1.0,
+                           own: Statistics | None = None) -> tf.Tensor:
     """AdaIN (Huang & Belongie 2017, equation 8), then ``alpha`` of it blended with the content.
 
     ``alpha`` is the content-style trade-off of section 7.2: alpha * AdaIN(c, s) + (1 - alpha) * c.
+    ``own`` are the content's statistics when ``content`` is only a tile of the feature map.
     """
-    own = feature_statistics(content)
+    own = own or feature_statistics(content)
     normalised = (content - own.mean) / own.std
     transferred = normalised * style.std + style.mean
     return alpha * transferred + (1.0 - alpha) * content
@@ -167,21 +177,54 @@ class AdainNetwork:
                 x = upsample_nearest(x)
         return tf.cast(x, tf.float32)
 
-    def style_statistics(self, style: np.ndarray) -> Statistics:
+    def style_statistics(self, style: np.ndarray, tile: int | None = None) -> Statistics:
         """relu4_1 statistics of an (H, W, 3) style image (padded only if smaller than MIN_SIDE)."""
         height, width = style.shape[:2]
         padded = reflect_pad(style, max(height, MIN_SIDE), max(width, MIN_SIDE))
-        return feature_statistics(self.encode(padded[None]))
+        return feature_statistics(self.encode_tiled(padded, tile))
 
     def stylize(self, content: np.ndarray, styles: Sequence[np.ndarray], weights: Sequence[float],
-                alpha: float = 1.0) -> np.ndarray:
-        """Content (H, W, 3) in the blended style of ``styles``, (H, W, 3) float32 in [0, 1]."""
-        target = blend_statistics([self.style_statistics(style) for style in styles], weights)
+                alpha: float = 1.0, tile: int | None = None) -> np.ndarray:
+        """Content (H, W, 3) in the blended style of ``styles``, (H, W, 3) float32 in [0, 1].
+
+        With ``tile`` (pixels, a multiple of 8), the encoder and the decoder run over tiles with a
+        ``TILE_HALO``-pixel halo: the same pixels as untiled, in the memory of one tile.
+        """
+        target = blend_statistics([self.style_statistics(style, tile) for style in styles], weights)
         height, width = content.shape[:2]
         padded = reflect_pad(content, *padded_shape(height, width))
-        features = adaptive_instance_norm(self.encode(padded[None]), target, alpha)
-        decoded = self.decode(features).numpy()[0, :height, :width]
-        return np.clip(decoded, 0.0, 1.0)
+        features = self.encode_tiled(padded, tile)
+        if tile is None:
+            decoded = self.decode(adaptive_instance_norm(features, target, alpha)).numpy()[0]
+        else:
+            decoded = self.decode_tiled(features, target, alpha, tile)
+        return np.clip(decoded[:height, :width], 0.0, 1.0)
+
+    def encode_tiled(self, image: np.ndarray, tile: int | None) -> tf.Tensor:
+        """relu4_1 features of an (H, W, 3) image, tile by tile (one pass if ``tile`` is None)."""
+        windows = Window.grid(image.shape[:2], tile, TILE_HALO)
+        if len(windows) == 1:
+            return self.encode(image[None])
+        rows, columns = (math.ceil(side / DOWNSAMPLING) for side in image.shape[:2])
+        features = np.empty((rows, columns, ENCODER_CHANNELS), np.float32)
+        for window in windows:
+            core = window.core_of(self.encode(window.pixels(image)[None]), DOWNSAMPLING).numpy()[0]
+            top, left = (window.top + window.core[0]) // DOWNSAMPLING, (window.left + window.core[1]) // DOWNSAMPLING
+            features[top:top + core.shape[0], left:left + core.shape[1]] = core
+        return tf.constant(features[None])
+
+    def decode_tiled(self, features: tf.Tensor, target: Statistics, alpha: float, tile: int) -> np.ndarray:
+        """AdaIN with the whole map's statistics, then the decoder, tile by tile of the feature map."""
+        own = feature_statistics(features)
+        height, width = features.shape[1:3]
+        image = np.empty((height * DOWNSAMPLING, width * DOWNSAMPLING, 3), np.float32)
+        for window in Window.grid((height, width), tile // DOWNSAMPLING, TILE_HALO // DOWNSAMPLING):
+            normalised = adaptive_instance_norm(window.crop(features), target, alpha, own)
+            decoded = self.decode(normalised).numpy()[0]
+            top, left, rows, columns = (DOWNSAMPLING * value for value in window.core)
+            at_top, at_left = DOWNSAMPLING * window.top + top, DOWNSAMPLING * window.left + left
+            image[at_top:at_top + rows, at_left:at_left + columns] = decoded[top:top + rows, left:left + columns]
+        return image
 
 
 def upsample_nearest(x: tf.Tensor) -> tf.Tensor:
@@ -246,9 +289,26 @@ def stylize(job: Job, long_side: int) -> Stylized:
     style_side = max(MIN_SIDE, round(long_side * spec.style_scale))
     styles = [images.resize_long_side(style.pixels, style_side) for style in job.styles]
     network = load_network(precision, device.tf_name)
+    tile = adain_tile((height, width), spec.max_memory or auto_budget(), spec.tile_size)
     with tf.device(device.tf_name):
-        image = network.stylize(content, styles, spec.blend_weights(), spec.alpha)
+        image = network.stylize(content, styles, spec.blend_weights(), spec.alpha, tile)
     return Stylized(image.astype(np.float32), device.name, precision, why)
+
+
+def adain_tile(shape: tuple[int, int], budget: int, tile_size: int | None = None) -> int | None:
+    """None when the whole image fits ``budget`` (or ``tile_size`` when it is given, rounded up to
+    the feature grid); else the largest multiple of 8 whose padded tile fits, or MemoryBudgetError."""
+    if tile_size is not None:
+        return DOWNSAMPLING * math.ceil(tile_size / DOWNSAMPLING)
+    room = budget - BASELINE_BYTES - 6 * PIXEL_BYTES * shape[0] * shape[1]  # content, output, copies
+    if shape[0] * shape[1] * TILE_BYTES_PER_PIXEL <= room:
+        return None
+    for core in range(DOWNSAMPLING * math.ceil(max(shape) / DOWNSAMPLING), 0, -DOWNSAMPLING):
+        if (core + 2 * TILE_HALO) ** 2 * TILE_BYTES_PER_PIXEL <= room and core >= TILE_HALO:
+            return core
+    raise MemoryBudgetError(
+        f"AdaIN at {shape[1]}x{shape[0]} needs about {(budget - room + (3 * TILE_HALO) ** 2 * TILE_BYTES_PER_PIXEL) / 1e9:.1f} GB "
+        f"even tiled, and max_memory allows {budget / 1e9:.1f} GB", hint="raise max_memory or lower size")
 
 
 def write_preview(job: Job, path: Path, long_side: int = PREVIEW_LONG_SIDE) -> Path | None:

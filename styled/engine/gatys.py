@@ -20,7 +20,7 @@ from styled.engine.finish import finalize, output_alpha
 from styled.engine.hooks import fold
 from styled.engine.job import Job
 from styled.engine.memory import MemoryPlan, auto_budget, plan_scale
-from styled.engine.objective import XLA_MIN_PIXELS, TiledLoss, compile_loss, layers_of
+from styled.engine.objective import XLA_MIN_PIXELS, TiledLoss, check_tileable, compile_loss, layers_of
 from styled.engine.optimize import OPTIMIZERS, Adam, Lbfgs, ScaleState, optimise_scale
 from styled.engine.spec import JobSpec
 from styled.engine.types import (
@@ -81,6 +81,8 @@ def render_gatys(job: Job, plugins: pluggy.PluginManager, options: RenderOptions
                    OPTIMIZERS[spec.optimizer](spec), precision_reason=why,
                    budget=spec.max_memory or auto_budget(options.memory_share))
         run.plans = [_plan(run, index, spec_layers(spec)) for index in range(len(run.sizes))]  # refuse now, not later
+        if any(plan.tile for plan in run.plans):
+            check_tileable(collect_terms(plugins, _scale_job(run, 0)))  # the first scale is the cheapest to ask
         run.last_checkpoint = run.started
         state, interrupted = _optimise_all_scales(run)
     return _finish(run, state, interrupted)
@@ -257,9 +259,7 @@ def _optimizer_for(run: _Run, plan: MemoryPlan) -> Lbfgs | Adam:
 
 
 def _iterations(spec: JobSpec, index: int, count: int) -> int:
-    if index == count - 1 or spec.coarse_iterations is None:
-        return spec.iterations
-    return spec.coarse_iterations
+    return spec.scale_iterations()[index]
 
 
 def _deadline(run: _Run, index: int) -> float:

@@ -73,13 +73,14 @@ def halo_and_alignment(layers: Iterable[str]) -> tuple[int, int]:
 
 
 def activation_bytes(pixels: int, layers: Sequence[str], precision: str) -> int:
-    """A forward and backward VGG pass over ``pixels`` up to the deepest of ``layers``, plus the
-    float32 copies of the requested activations that the losses work on."""
+    """A forward and backward VGG pass over ``pixels`` up to the deepest of ``layers``, plus (in
+    bfloat16 or float16) the float32 copies of the requested activations that the losses work on.
+    Measured at 1024 and 2048 px in float32: 2.3 GB per megapixel in all, against 2.5 estimated."""
     if not layers:
         return 0
     deepest = max(VGG19_CONVS.index("conv" + layer.removeprefix("relu")) for layer in layers)
     per_pixel = sum(_channels_per_pixel(relu_name(conv)) for conv in VGG19_CONVS[: deepest + 1])
-    requested = sum(_channels_per_pixel(layer) for layer in set(layers))
+    requested = sum(_channels_per_pixel(layer) for layer in set(layers)) if precision != "float32" else 0
     return int(pixels * (per_pixel * DTYPE_BYTES[precision] * TAPE_FACTOR + requested * 4 * 2))
 
 

@@ -110,12 +110,24 @@ def check_tileable(terms: Sequence[LossTerm]) -> None:
         )
 
 
+class _ExpectedRetracing(logging.Filter):
+    """Tiles of up to nine shapes (edges, corners) are traced once each, by design; TensorFlow's
+    warning about functions traced repeatedly would only alarm users."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+_RETRACING_FILTER = _ExpectedRetracing()
+
+
 class TiledLoss:
     """The objective and its exact gradient, computed over ``windows`` (see the module's docstring)."""
 
     def __init__(self, extractor: FeatureExtractor, terms: list[LossTerm], windows: Sequence[Window],
                  on_tile: OnTile | None = None, xla_min_pixels: int = XLA_MIN_PIXELS):
         check_tileable(terms)
+        tf.get_logger().addFilter(_RETRACING_FILTER)  # a set: adding it again changes nothing
         self._extractor, self._terms, self._windows = extractor, terms, tuple(windows)
         self._layers = layers_of(terms)
         self._names = [term.name for term in terms]

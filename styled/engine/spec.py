@@ -44,6 +44,10 @@ DEFAULT_LEARNING_RATE = 0.02
 #: L-BFGS memory. jcjohnson/neural-style keeps 100 pairs; at 256 px, 20 reached a lower loss than
 #: 10 or 50 after 100 and 150 iterations, for less work per step (docs/performance.md).
 DEFAULT_LBFGS_HISTORY = 20
+#: Above this long side a scale's iterations fall with its pixel count (300 at 1024, 75 at 2048,
+#: 19 at 4096): the coarser scales have already placed the strokes, the top ones add detail.
+PRINT_SIDE = 1024
+MIN_PRINT_ITERATIONS = 10
 MIN_SIZE = 16
 MAX_SIZE = 8192
 MAX_SCALES = 8
@@ -119,7 +123,8 @@ class JobSpec:
                           "`gatys` (optimisation) or `adain` (feed-forward, docs/adain.md)")
     size: int = setting(DEFAULT_SIZE, integer(MIN_SIZE, MAX_SIZE),
                         "long side of the output; the aspect ratio is kept")
-    iterations: int = setting(DEFAULT_ITERATIONS, integer(0), "iterations at the final scale")
+    iterations: int = setting(DEFAULT_ITERATIONS, integer(0), "iterations at the final scale (above 1024 px, "
+                              "fewer in proportion to its pixels: docs/print-size.md)")
     coarse_iterations: int | None = setting(None, integer(0), "iterations at each coarser scale",
                                             shown="= iterations")
     time_limit: float | None = setting(None, number(0.0, exclusive_min=True),
@@ -183,6 +188,16 @@ class JobSpec:
         ratio = (self.size / min(self.scale_start, self.size)) ** (1 / (count - 1))
         return tuple(round(self.size / ratio ** (count - 1 - i)) for i in range(count))
 
+    def scale_iterations(self) -> tuple[int, ...]:
+        """Iterations at each scale: ``iterations`` at the last, ``coarse_iterations`` (default the
+        same) before it; scales above ``PRINT_SIDE`` get fewer in proportion to their pixels, at
+        least ``MIN_PRINT_ITERATIONS``, so that a 4096 px render costs a few 1024 px ones, not
+        sixteen (docs/print-size.md)."""
+        sizes = self.scale_sizes()
+        planned = [self.iterations if index == len(sizes) - 1 or self.coarse_iterations is None
+                   else self.coarse_iterations for index in range(len(sizes))]
+        return tuple(_print_share(count, side) for count, side in zip(planned, sizes))
+
     def blend_weights(self) -> tuple[float, ...]:
         """Normalised weights of the style images (equal unless ``style_blend`` says otherwise)."""
         raw = self.style_blend or (1.0,) * len(self.style)
@@ -203,6 +218,12 @@ class JobSpec:
 JOB_FIELDS: tuple[Field, ...] = table(JobSpec)
 #: Spec keys that name files, in the order they are resolved.
 PATH_KEYS = tuple(field.name for field in JOB_FIELDS if field.path)
+
+
+def _print_share(iterations: int, side: int) -> int:
+    if side <= PRINT_SIDE:
+        return iterations
+    return min(iterations, max(MIN_PRINT_ITERATIONS, round(iterations * (PRINT_SIDE / side) ** 2)))
 
 
 def auto_scale_count(size: int, start: int) -> int:

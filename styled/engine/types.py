@@ -208,7 +208,7 @@ class Progress:
     @property
     def fraction(self) -> float:
         """Iterations of this scale done, counting the finished tiles of the current one."""
-        return self.iteration + (self.tile / self.tiles if self.tiles and self.tile < self.tiles else 0.0)
+        return self.iteration + (self.tile / self.tiles if self.tiles else 0.0)
 
 
 @dataclass

@@ -415,3 +415,16 @@ def test_a_work_folder_removed_mid_render_is_abandoned_in_one_line_and_the_daemo
     assert folders(tmp_path / "outbox") == ["next"] and folders(work) == []
     abandoned = [r for r in caplog.records if "was removed while its job ran" in r.getMessage()]
     assert len(abandoned) == 1 and not [r for r in caplog.records if r.exc_info], "one line, no traceback"
+
+
+def test_a_tiled_job_is_delivered_with_its_memory_plan(tmp_path):
+    config_path = write_config(tmp_path)
+    inbox, outbox = tmp_path / "inbox", tmp_path / "outbox"
+    write_job_folder(inbox, "print", {"content": "photo.png", "style": "style.png", "size": 96, "scales": 1,
+                                      "iterations": 4, "precision": "float32", "tile_size": 32,
+                                      "content_layers": ["relu3_1"], "style_layers": ["relu1_1", "relu3_1"]})
+    with daemon_thread(config_path):
+        wait_for(delivered(outbox, 1), what="the delivery")
+    report = read_json(outbox / "print" / "report.json")
+    assert report["memory"][0]["tiles"] > 1 and report["memory"][0]["tile"] == 32
+    assert report["memory"][0]["budget"] > 0 and report["memory"][0]["estimate"] > 0

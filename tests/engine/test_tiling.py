@@ -119,3 +119,71 @@ def test_the_plan_tiles_then_drops_pairs_then_takes_adam_as_the_budget_shrinks()
     assert all(plan.tile % 16 == 0 and plan.tile >= 4 * 80 for plan in (tiled, fewer, adam))  # no tiny tiles
     forced = _plan(200 * GB, size=512, tile_size=100)
     assert forced.tile == 112 and forced.tiles == 25  # rounded up to the 16-pixel alignment
+
+
+def _brightness_term(target: float) -> LossTerm:
+    """docs/plugins.md's example of a term that tiles: (mean pixel - target)², the mean a sum over positions."""
+    import tensorflow as tf
+
+    def partial(image, features, window, goal):
+        core = window.core_of(image)
+        return tf.reduce_sum(core), tf.cast(tf.size(core), tf.float32)
+
+    return LossTerm.tiled("brightness", 10.0, Tiling(partial, lambda sums: tf.square(sums[0] / sums[1] - target)))
+
+
+def test_a_plugin_term_that_says_how_it_tiles_gives_the_untiled_value_and_gradient():
+    import tensorflow as tf
+
+    extractor = FeatureExtractor(load_backbone("vgg19"), "avg", tf.float32)
+    image = np.random.default_rng(2).uniform(0, 1, (40, 56, 3)).astype(np.float32)
+    terms = [_brightness_term(0.8)]
+    whole = objective.compile_loss(extractor, terms, image.shape[:2], xla_min_pixels=10**9)(image)
+    tiled = objective.TiledLoss(extractor, terms, Window.grid(image.shape[:2], 16, 1))(image)
+    assert whole[0] == pytest.approx((image.mean() - 0.8) ** 2 * 10.0, rel=1e-5)
+    assert tiled[0] == pytest.approx(whole[0], rel=1e-6)
+    np.testing.assert_allclose(tiled[2], whole[2], rtol=1e-5, atol=1e-9)
+
+
+def test_a_first_party_term_without_tiling_refuses_a_tiled_render_by_name(tiny_images, tmp_path):
+    with pytest.raises(MemoryBudgetError, match="symmetry") as caught:
+        _render(tiny_images, tmp_path, tile_size=32, plugins={"symmetry": {"mode": "statistics"}})
+    assert "raise max_memory" in caught.value.hint
+
+
+def test_adain_tiled_gives_the_untiled_pixels():
+    from styled.engine import adain
+
+    network = adain.load_network("float32")
+    rng = np.random.default_rng(4)
+    content = rng.uniform(0, 1, (120, 104, 3)).astype(np.float32)  # not a multiple of the 32 px tiles
+    style = rng.uniform(0, 1, (72, 88, 3)).astype(np.float32)
+    whole = network.stylize(content, [style], [1.0], 0.8)
+    tiled = network.stylize(content, [style], [1.0], 0.8, tile=32)
+    assert tiled.shape == whole.shape == content.shape
+    assert np.abs(tiled - whole).max() < 1e-4
+
+
+def test_adain_tiles_only_when_the_budget_needs_it():
+    from styled.engine import adain
+
+    assert adain.adain_tile((512, 512), 16 * GB) is None
+    tile = adain.adain_tile((4096, 4096), 6 * GB)
+    assert tile is not None and tile % 8 == 0 and tile >= 1024
+    assert adain.adain_tile((512, 512), 16 * GB, tile_size=100) == 104
+    with pytest.raises(MemoryBudgetError, match="AdaIN at 8192x8192"):
+        adain.adain_tile((8192, 8192), 2 * GB)
+
+
+def test_a_tiled_render_reports_progress_by_tile_with_a_growing_fraction(tiny_images, tmp_path):
+    from styled.engine.types import RenderOptions
+
+    events = []
+    data = {"content": str(tiny_images["content"]), "style": str(tiny_images["style"]), "size": 96, "scales": 1,
+            "iterations": 3, "precision": "float32", "tile_size": 32, **SHALLOW}
+    render(load_job(build_job_spec(data), relative_to(tmp_path)), options=RenderOptions(on_progress=events.append))
+    tiled = [event for event in events if event.tiles]
+    assert {event.tiles for event in tiled} == {18}  # two passes over 3 x 3 tiles
+    fractions = [event.fraction for event in events]
+    assert fractions == sorted(fractions) and fractions[-1] == 3
+    assert any(event.eta is not None for event in tiled if event.iteration == 0)  # an ETA before the first iteration ends
