@@ -157,9 +157,13 @@ class AdainNetwork:
                          relu=position < len(decoder) - 1, upsample_after=name in DECODER_UPSAMPLE_AFTER)
             for position, (name, conv) in enumerate(decoder)
         )
-        self.encode = tf.function(self._encode, input_signature=[tf.TensorSpec((1, None, None, 3), tf.float32)])
+        # autograph=False: both are straight-line code; converting them took 1.6 s of a one-off
+        # command's 5.7 s after importing TensorFlow (docs/performance.md).
+        self.encode = tf.function(self._encode, input_signature=[tf.TensorSpec((1, None, None, 3), tf.float32)],
+                                  autograph=False)
         self.decode = tf.function(
-            self._decode, input_signature=[tf.TensorSpec((1, None, None, ENCODER_CHANNELS), tf.float32)])
+            self._decode, input_signature=[tf.TensorSpec((1, None, None, ENCODER_CHANNELS), tf.float32)],
+            autograph=False)
 
     def _encode(self, image: tf.Tensor) -> tf.Tensor:
         """(1, H, W, 3) RGB in [0, 1] -> (1, ceil(H/8), ceil(W/8), 512) relu4_1 features."""

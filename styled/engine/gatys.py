@@ -281,7 +281,7 @@ def _projector(plugins: pluggy.PluginManager, scale_job: ScaleJob) -> Callable[[
         image = np.clip(image, 0.0, 1.0)
         if constrained:
             image = np.asarray(fold(hook, "image", _batch(image), job=scale_job))[0]
-        return image.astype(np.float32)
+        return image.astype(np.float32, copy=False)
 
     return project
 

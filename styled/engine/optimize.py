@@ -143,15 +143,26 @@ class Adam:
         self.reset()
 
     def step(self, x: np.ndarray, loss: float, grad: np.ndarray) -> np.ndarray:
+        """x - lr·m̂/(√v̂ + ε), updated in place through one scratch array: at print sizes every
+        image-sized temporary is hundreds of megabytes."""
         beta1, beta2 = ADAM_BETAS
         if self._m is None:
             self._m, self._v = np.zeros_like(grad), np.zeros_like(grad)
         self._t += 1
-        self._m = beta1 * self._m + (1 - beta1) * grad
-        self._v = beta2 * self._v + (1 - beta2) * grad * grad
-        m_hat = self._m / (1 - beta1**self._t)
-        v_hat = self._v / (1 - beta2**self._t)
-        return x - self.learning_rate * m_hat / (np.sqrt(v_hat) + ADAM_EPSILON)
+        m, v = self._m, self._v
+        scratch = np.multiply(grad, np.float32(1 - beta1))
+        m *= np.float32(beta1)
+        m += scratch
+        np.multiply(grad, grad, out=scratch)
+        scratch *= np.float32(1 - beta2)
+        v *= np.float32(beta2)
+        v += scratch
+        np.sqrt(v, out=scratch)
+        scratch *= np.float32(1 / math.sqrt(1 - beta2**self._t))  # √v̂
+        scratch += np.float32(ADAM_EPSILON)
+        np.divide(m, scratch, out=scratch)
+        scratch *= np.float32(self.learning_rate / (1 - beta1**self._t))
+        return x - scratch
 
 
 OPTIMIZERS: dict[str, Callable[..., Lbfgs | Adam]] = {

@@ -6,7 +6,6 @@ without loading it.
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ import numpy as np
 from styled.engine.job import Job
 from styled.engine.optimize import ScaleState
 from styled.engine.spec import JobSpec
-from styled.io.files import atomic_write_bytes
+from styled.io.files import atomic_write_stream
 from styled.nets.weights import Backbone, load_backbone
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
@@ -226,9 +225,8 @@ class Checkpoint:
                 "best_loss": self.state.best_loss, "history": self.history + self.state.history,
                 "scale_history_start": len(self.history), "elapsed": self.elapsed}
         best = self.state.best_image if self.state.best_image is not None else self.state.image
-        buffer = io.BytesIO()
-        np.savez(buffer, image=self.state.image, best_image=best, meta=json.dumps(meta))
-        atomic_write_bytes(path, buffer.getvalue())
+        atomic_write_stream(path, lambda stream: np.savez(stream, image=self.state.image, best_image=best,
+                                                          meta=json.dumps(meta)))
 
     @classmethod
     def load(cls, path: Path) -> Checkpoint:

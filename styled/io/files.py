@@ -258,12 +258,19 @@ def is_temporary(name: str) -> bool:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temporary name in the same folder, fsync, rename into place, fsync the folder."""
+    atomic_write_stream(path, lambda stream: stream.write(data))
+
+
+def atomic_write_stream(path: Path, write: Callable[[BinaryIO], Any]) -> None:
+    """``write(stream)`` to a temporary name in the same folder, fsync, rename into place, fsync
+    the folder: a reader sees the old file or the new one. Large arrays go straight to the file,
+    without a second copy in memory."""
     path = Path(path)
     temporary = path.with_name(_temporary_name(path.name))
     try:
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
         with os.fdopen(descriptor, "wb") as stream:
-            stream.write(data)
+            write(stream)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
