@@ -7,20 +7,21 @@ and the pixel limit before anything is decoded. Pixels travel as float32 RGB in 
 
 from __future__ import annotations
 
-import io
+import functools
 import logging
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import ExifTags, ImageOps, UnidentifiedImageError
 from PIL import Image as PILImage
 
 from styled.errors import FileKindError, ImageError
-from styled.io.files import atomic_write_bytes, open_regular
+from styled.io.files import atomic_write_stream, open_regular
 
 logger = logging.getLogger(__name__)
 
@@ -346,7 +347,7 @@ def save_image(
     if image_format == "JPEG":
         alpha, bit_depth = None, 8  # JPEG has neither; the suffix chose that
     samples = _quantize(_with_alpha(pixels, alpha), bit_depth)
-    _write_atomic(path, _encode(samples, image_format))
+    _write_atomic(path, _encoder(samples, image_format))
 
 
 def _save_format(path: Path) -> str:
@@ -363,22 +364,32 @@ def _with_alpha(pixels: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
     return np.concatenate([pixels, alpha[..., None].astype(pixels.dtype)], axis=-1)
 
 
+#: Rows quantised at a time: a print-size image is not copied whole in float (67 MP: 805 MB a copy).
+QUANTIZE_ROWS = 256
+
+
 def _quantize(values: np.ndarray, bit_depth: int) -> np.ndarray:
-    """Clip to [0, 1] and round to the nearest level (truncating would darken by half a level)."""
+    """Clip to [0, 1] and round to the nearest level (truncating would darken by half a level),
+    a band of rows at a time, so the only full-size copy is the integer result."""
     dtype = np.uint8 if bit_depth == 8 else np.uint16
     top = np.iinfo(dtype).max
-    return np.rint(np.clip(values, 0.0, 1.0) * top).astype(dtype)
+    samples = np.empty(values.shape, dtype)
+    for start in range(0, values.shape[0], QUANTIZE_ROWS):
+        band = values[start:start + QUANTIZE_ROWS]
+        samples[start:start + QUANTIZE_ROWS] = np.rint(np.clip(band, 0.0, 1.0) * top)
+    return samples
 
 
-def _encode(samples: np.ndarray, image_format: str) -> bytes:
+def _encoder(samples: np.ndarray, image_format: str) -> Callable[[BinaryIO], Any]:
+    """What writes ``samples`` to an open file: straight to it, without an encoded copy in memory
+    (except 16-bit PNG, which TensorFlow encodes to bytes)."""
+    if samples.dtype == np.uint16 and image_format == "PNG":
+        encoded = _encode_png16(samples)
+        return lambda stream: stream.write(encoded)
     if samples.dtype == np.uint16:
-        return _encode_png16(samples) if image_format == "PNG" else _encode_tiff16(samples)
-    buffer = io.BytesIO()
-    options = {"quality": JPEG_QUALITY, "subsampling": JPEG_SUBSAMPLING_444}
-    PILImage.fromarray(samples).save(
-        buffer, format=image_format, **(options if image_format == "JPEG" else {})
-    )
-    return buffer.getvalue()
+        return functools.partial(_write_tiff16, samples)
+    options = {"quality": JPEG_QUALITY, "subsampling": JPEG_SUBSAMPLING_444} if image_format == "JPEG" else {}
+    return lambda stream: PILImage.fromarray(samples).save(stream, format=image_format, **options)
 
 
 def _encode_png16(samples: np.ndarray) -> bytes:
@@ -397,14 +408,20 @@ TIFF_HEADER_BYTES = 8
 TIFF_DPI = 72  # the usual placeholder; baseline TIFF requires a resolution
 
 
-def _encode_tiff16(samples: np.ndarray) -> bytes:
+def _write_tiff16(samples: np.ndarray, stream: BinaryIO) -> None:
     """An uncompressed little-endian baseline TIFF with 16-bit samples, one strip.
 
     Pillow has no 16-bit RGB mode and cannot write one, and this layout is the one every TIFF
-    reader understands. Alpha, when present, is marked unassociated (ExtraSamples = 2).
+    reader understands. Alpha, when present, is marked unassociated (ExtraSamples = 2). The
+    samples go to the file from the array itself (no copy on little-endian machines).
     """
-    height, width, channels = samples.shape
-    data = samples.astype("<u2").tobytes()
+    data = np.ascontiguousarray(samples, "<u2")
+    stream.write(_tiff16_header(data))
+    stream.write(memoryview(data).cast("B"))
+
+
+def _tiff16_header(data: np.ndarray) -> bytes:
+    height, width, channels = data.shape
     fields = [
         (256, TIFF_LONG, [width]),
         (257, TIFF_LONG, [height]),
@@ -414,7 +431,7 @@ def _encode_tiff16(samples: np.ndarray) -> bytes:
         (273, TIFF_LONG, [0]),  # strip offset, filled in below
         (277, TIFF_SHORT, [channels]),
         (278, TIFF_LONG, [height]),
-        (279, TIFF_LONG, [len(data)]),
+        (279, TIFF_LONG, [data.nbytes]),
         (282, TIFF_RATIONAL, [TIFF_DPI, 1]),
         (283, TIFF_RATIONAL, [TIFF_DPI, 1]),
         (284, TIFF_SHORT, [1]),  # chunky
@@ -425,7 +442,7 @@ def _encode_tiff16(samples: np.ndarray) -> bytes:
     extra_size = sum(len(p) for p in payloads if len(p) > TIFF_INLINE_BYTES)
     fields[5] = (273, TIFF_LONG, [extra_start + extra_size])
     payloads[5] = _tiff_payload(TIFF_LONG, fields[5][2])
-    return _tiff_layout(fields, payloads, extra_start) + data
+    return _tiff_layout(fields, payloads, extra_start)
 
 
 def _tiff_payload(kind: int, values: list[int]) -> bytes:
@@ -446,10 +463,10 @@ def _tiff_layout(fields: list, payloads: list[bytes], extra_start: int) -> bytes
     return b"II" + struct.pack("<HI", 42, TIFF_HEADER_BYTES) + ifd + extra
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def _write_atomic(path: Path, write: Callable[[BinaryIO], Any]) -> None:
     """Other processes read the outbox, so they must see either no file or the whole file."""
     try:
-        atomic_write_bytes(path, data)
+        atomic_write_stream(path, write)
     except OSError as exc:
         raise ImageError(f"cannot write the image: {exc.strerror or exc}", where=str(path),
                          hint="check that the folder exists and is writable") from exc

@@ -9,7 +9,7 @@ import pytest
 from styled.engine import gatys, objective
 from styled.engine.job import load_job, relative_to
 from styled.engine.spec import build_job_spec
-from styled.engine.types import RenderOptions, ScaleJob
+from styled.engine.types import ScaleJob
 from styled.nets.vgg import FeatureExtractor
 from styled.nets.weights import load_backbone
 from styled.plugins import make_plugin_manager, validate_job

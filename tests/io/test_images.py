@@ -543,3 +543,29 @@ def test_a_fifo_named_as_an_image_fails_at_once(tmp_path):
     os.mkfifo(tmp_path / "photo.png")
     with pytest.raises(ImageError, match="FIFO"):
         load_image(tmp_path / "photo.png")
+
+
+@pytest.mark.parametrize("name", ["big.tif", "big.png"])
+@pytest.mark.parametrize("bit_depth", [8, 16])
+def test_saving_a_big_image_copies_it_whole_at_most_once(tmp_path, name, bit_depth):
+    """Print-size outputs: quantising goes a band of rows at a time and TIFF samples go straight
+    to the file, so the peak beyond the float input is the integer samples (plus PNG's encoding)."""
+    import tracemalloc
+
+    import tensorflow  # noqa: F401 - 16-bit PNG imports it; its import is not the image's memory
+
+    from styled.io.images import QUANTIZE_ROWS
+
+    pixels = np.random.default_rng(0).uniform(0, 1, (1500, 1000, 3)).astype(np.float32)
+    band = pixels[:QUANTIZE_ROWS].nbytes  # a band's clipped and scaled float copies are the temporaries
+    tracemalloc.start()
+    try:
+        save_image(tmp_path / name, pixels, bit_depth=bit_depth)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    samples = pixels.size * bit_depth // 8
+    encoded = (tmp_path / name).stat().st_size if name.endswith(".png") else 0
+    assert peak < samples + encoded + 2 * band + 2**20, (peak, samples, encoded)
+    assert peak < 2 * pixels.nbytes  # the old way held three float copies at once, beside the samples
+    assert load_image(tmp_path / name).pixels.shape == pixels.shape
