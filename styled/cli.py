@@ -22,6 +22,7 @@ from styled.errors import (
     StyledError,
     WeightsError,
 )
+from styled.nets.devices import load_tensorflow
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ def run_render(args: argparse.Namespace) -> int:
     spec = build_job_spec(data, source=source, lines=lines)
     _check_output_suffix(args.output)
     job = load_job(spec, relative_to(base), name=args.output.stem)
-    import_tensorflow_quietly()  # only now: bad input above is reported without the wait
+    load_tensorflow()  # only now, and quietly: bad input above is reported without the wait
     from styled.engine.render import render
     from styled.engine.types import RenderOptions
     from styled.plugins.manager import make_plugin_manager, validate_job
@@ -206,7 +207,7 @@ def run_plugins(args: argparse.Namespace) -> int:
         from styled.daemon.config import load_daemon_config
 
         plugins_dir = load_daemon_config(args.config).plugins_dir
-    import_tensorflow_quietly()
+    load_tensorflow()
     from styled.plugins.manager import (
         describe_plugins,
         make_plugin_manager,
@@ -241,7 +242,7 @@ def run_doctor(args: argparse.Namespace) -> int:
     import json
     import platform
 
-    import_tensorflow_quietly()
+    load_tensorflow()
     import tensorflow as tf
 
     from styled import __version__
@@ -295,7 +296,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from styled.daemon.service import Daemon
 
     config = load_daemon_config(args.config)  # a bad config fails fast, before TensorFlow loads
-    import_tensorflow_quietly()
+    load_tensorflow()
     summary = Daemon(config, config_path=args.config, once=args.once, manage_log_level=not args.debug,
                      keep_signals=True).run()
     # The daemon has stopped cleanly; a stop signal that arrives while Python tears down (which
@@ -394,14 +395,6 @@ def _configure_logging(debug: bool) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if not debug:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-def import_tensorflow_quietly() -> None:
-    """TensorFlow's C++ start-up notes (oneDNN, absl, CUDA probing) go straight to fd 2; users need
-    none of them. Commands that render call this first; ``--debug`` keeps the notes."""
-    from styled.nets.devices import load_tensorflow
-
-    load_tensorflow()
 
 
 def entry_point() -> None:

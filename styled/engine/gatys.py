@@ -20,7 +20,7 @@ from styled.engine.finish import finalize, output_alpha
 from styled.engine.hooks import fold
 from styled.engine.job import Job
 from styled.engine.memory import MemoryPlan, auto_budget, plan_scale
-from styled.engine.objective import XLA_MIN_PIXELS, TiledLoss, check_tileable, compile_loss, layers_of
+from styled.engine.objective import TiledLoss, check_tileable, compile_loss, layers_of
 from styled.engine.optimize import OPTIMIZERS, Adam, Lbfgs, ScaleState, optimise_scale
 from styled.engine.spec import JobSpec
 from styled.engine.types import (
@@ -114,11 +114,16 @@ def _scale_job(run: _Run, index: int) -> ScaleJob:
     content = None
     if job.content is not None:
         content = _batch(images.resize_to(job.content.pixels, width, height))
-    style_side = max(16, round(max(height, width) * spec.style_scale))
+    style_side = _style_side(spec, (height, width))
     styles = tuple(_batch(images.resize_long_side(style.pixels, style_side)) for style in job.styles)
     plan = run.plans[index]
     return ScaleJob(job, content, styles, spec.blend_weights(), index, len(run.sizes), run.extractor,
                     plan.tile, plan.halo)
+
+
+def _style_side(spec: JobSpec, shape: tuple[int, int]) -> int:
+    """Style images are resized to ``style_scale`` times the scale's long side."""
+    return max(16, round(max(shape) * spec.style_scale))
 
 
 def spec_layers(spec: JobSpec) -> tuple[str, ...]:
@@ -130,8 +135,7 @@ def _plan(run: _Run, index: int, layers: tuple[str, ...]) -> MemoryPlan:
     """How scale ``index`` fits ``max_memory`` (docs/print-size.md); MemoryBudgetError if it cannot."""
     job, spec = run.job, run.job.spec
     shape = job.output_shape(run.sizes[index])
-    style_side = max(16, round(max(shape) * spec.style_scale))
-    style_pixels = sum(style_side * style_side for _ in job.styles)
+    style_pixels = len(job.styles) * _style_side(spec, shape) ** 2
     plan = plan_scale(size=run.sizes[index], shape=shape, layers=layers,
                       content_layers=spec.content_layers if job.content is not None else (),
                       style_pixels=style_pixels, precision=run.precision, optimizer=spec.optimizer,
@@ -237,7 +241,6 @@ def _scale_with_terms(run: _Run, scale_job: ScaleJob) -> tuple[ScaleJob, list[Lo
     index, layers = scale_job.scale_index, layers_of(terms)
     plan = _plan(run, index, layers)
     if (plan.tile, plan.halo) != (scale_job.tile, scale_job.halo):
-        run.plans[index] = plan
         scale_job = replace(scale_job, tile=plan.tile, halo=plan.halo)
         terms = collect_terms(run.plugins, scale_job)
     run.plans[index] = plan
@@ -246,7 +249,7 @@ def _scale_with_terms(run: _Run, scale_job: ScaleJob) -> tuple[ScaleJob, list[Lo
 
 def _objective(run: _Run, scale_job: ScaleJob, terms: list[LossTerm], plan: MemoryPlan, on_tile):
     if plan.tile is None:
-        return compile_loss(run.extractor, terms, scale_job.shape, xla_min_pixels=XLA_MIN_PIXELS)
+        return compile_loss(run.extractor, terms, scale_job.shape)
     return TiledLoss(run.extractor, terms, scale_job.windows(scale_job.shape), on_tile=on_tile)
 
 

@@ -12,6 +12,7 @@ what the job would need. The constants were measured with benchmarks/print_size.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Iterable, Sequence
@@ -175,13 +176,12 @@ def auto_budget(share: float = 1.0) -> int:
 
 
 def _meminfo(key: str) -> int:
-    try:
+    """``key`` of /proc/meminfo in bytes; free pages from the C library where there is no /proc."""
+    with contextlib.suppress(OSError):
         with open("/proc/meminfo") as lines:
             for line in lines:
                 if line.startswith(key + ":"):
                     return int(line.split()[1]) * 1024
-    except OSError:
-        pass
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 

@@ -60,15 +60,11 @@ def layers_of(terms: Sequence[LossTerm]) -> tuple[str, ...]:
 
 
 def _values(terms: Sequence[LossTerm], image: tf.Tensor, features: dict[str, tf.Tensor], targets: Sequence[tuple]) -> tf.Tensor:
-    """Every term's value; a tiled term is its ``combine`` of one window over the whole image."""
-    whole = Window.whole(tuple(image.shape[1:3]))
+    """Every term's value; a tiled term's with its whole-image targets computed beforehand."""
     values = []
     for term, goal in zip(terms, targets):
         mine = {name: features[name] for name in term.layers}
-        if term.tiling is None:
-            values.append(term.fn(image, mine))
-        else:
-            values.append(term.tiling.combine(tuple(term.tiling.partial(image, mine, whole, goal))))
+        values.append(term.fn(image, mine) if term.tiling is None else term.tiling.whole(image, mine, goal))
     return tf.stack([tf.cast(value, tf.float32) for value in values])
 
 

@@ -115,6 +115,11 @@ class Tiling:
     combine: Callable[[tuple], "tf.Tensor"]
     targets: Callable[[Window], tuple] = lambda window: ()
 
+    def whole(self, image: tf.Tensor, features: Mapping[str, tf.Tensor], targets: tuple) -> tf.Tensor:
+        """The term's value over the whole image: one window, with that window's ``targets``."""
+        window = Window.whole(tuple(image.shape[1:3]))
+        return self.combine(tuple(self.partial(image, features, window, targets)))
+
 
 @dataclass(frozen=True)
 class LossTerm:
@@ -140,8 +145,7 @@ class LossTerm:
         """A term defined only by how it tiles; untiled, it is one window over the whole image."""
 
         def fn(image: tf.Tensor, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
-            window = Window.whole(tuple(image.shape[1:3]))
-            return tiling.combine(tuple(tiling.partial(image, features, window, tiling.targets(window))))
+            return tiling.whole(image, features, tiling.targets(Window.whole(tuple(image.shape[1:3]))))
 
         return cls(name, weight, fn, tuple(layers), tiling)
 

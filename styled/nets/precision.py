@@ -11,6 +11,7 @@ folder, so the measurement (a second or two) is paid once per machine and upgrad
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -85,12 +86,11 @@ def _model(device: Device) -> str:
 
 
 def _cpu_model() -> str:
-    try:
+    """The CPU's model name from /proc/cpuinfo; what ``platform`` knows where there is no /proc."""
+    with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
     return platform.processor() or platform.machine()
 
 
