@@ -112,3 +112,13 @@ def test_the_feature_mask_matches_the_feature_map(layer):
     stride = 2 ** (block_of(layer) - 1)
     assert cells[15 // stride, 35 // stride]  # the hole
     assert not cells[0, 0]  # far from it
+
+
+def test_a_huge_bad_region_is_quoted_short():
+    """Found by tests/settings/test_spec_fuzz.py: the region's error quoted a 400-digit value whole."""
+    from styled.plugins.builtin.inpainting import _region
+    from styled.plugins.schema import OptionError
+
+    with pytest.raises(OptionError) as caught:
+        _region({"content": 10**400})
+    assert len(str(caught.value)) < 200

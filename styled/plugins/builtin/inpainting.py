@@ -49,6 +49,7 @@ from styled.io import images
 from styled.nets.layers import block_of
 from styled.plugins.builtin import long_range
 from styled.plugins.hookspecs import hookimpl
+from styled.settings.rules import short
 from styled.plugins.schema import (
     Option,
     OptionError,
@@ -79,10 +80,10 @@ DEFAULT_SHIFTS: dict[str, list[int]] = {"relu3_1": [4, 8, 16], "relu4_1": [2, 4,
 def _region(value: Any) -> list[int]:
     if (not isinstance(value, list) or len(value) != 4
             or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
-        raise OptionError(f"must be [x, y, width, height] in whole pixels, got {value!r}")
+        raise OptionError(f"must be [x, y, width, height] in whole pixels, got {short(value)}")
     x, y, width, height = value
     if x < 0 or y < 0 or width < 1 or height < 1:
-        raise OptionError(f"needs x, y >= 0 and width, height >= 1, got {value!r}")
+        raise OptionError(f"needs x, y >= 0 and width, height >= 1, got {short(value)}")
     return list(value)
 
 
