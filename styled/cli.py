@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from styled.errors import (
+    ClusterError,
     ConfigError,
     DeviceError,
     FileKindError,
@@ -40,6 +41,7 @@ EXIT_CODES: dict[type[StyledError], int] = {
     FileKindError: EXIT_BAD_INPUT,
     MemoryBudgetError: EXIT_BAD_INPUT,
     SpoolError: EXIT_BAD_INPUT,
+    ClusterError: EXIT_FAILED,
     WeightsError: EXIT_MISSING_WEIGHTS,
 }
 
@@ -296,7 +298,8 @@ def run_serve(args: argparse.Namespace) -> int:
     from styled.daemon.service import Daemon
 
     config = load_daemon_config(args.config)  # a bad config fails fast, before TensorFlow loads
-    load_tensorflow()
+    if config.cluster is None:  # a cluster's workers load TensorFlow, the daemon does not
+        load_tensorflow()
     summary = Daemon(config, config_path=args.config, once=args.once, manage_log_level=not args.debug,
                      keep_signals=True).run()
     # The daemon has stopped cleanly; a stop signal that arrives while Python tears down (which
@@ -353,6 +356,32 @@ def run_status(args: argparse.Namespace) -> int:
 
     status = read_status(load_daemon_config(args.config))
     sys.stdout.write(format_json(status) if args.json else format_status(status) + "\n")
+    return EXIT_OK
+
+
+@subcommand
+def add_worker(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "worker", help="run a Dask worker for a daemon with cluster.scheduler set (docs/cluster.md)",
+        description="Run `dask worker SCHEDULER` with what styled needs: one render at a time (one thread of "
+                    "Dask work), and with --gpu N only GPU N, offered to GPU jobs as the resource GPU=1; start "
+                    "it again when it exits because its scheduler went away. The daemon configures TensorFlow "
+                    "in the worker when it connects. The spool must be mounted at the same path as on the "
+                    "daemon's machine. SIGTERM or Ctrl-C stops it (a running render checkpoints first).",
+    )
+    parser.add_argument("scheduler", help="the scheduler's address, e.g. tcp://render-1:8786")
+    parser.add_argument("--gpu", type=int, metavar="N", help="render on GPU N only (run one worker per GPU)")
+    parser.add_argument("--name", help="the worker's name in `styled status` and the dashboard")
+    parser.set_defaults(func=run_worker)
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    from styled.daemon.cluster_command import WorkerSupervisor, worker_command
+
+    supervisor = WorkerSupervisor(*worker_command(args.scheduler, gpu=args.gpu, name=args.name))
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, lambda signum, frame: supervisor.stop(signum))
+    supervisor.run()
     return EXIT_OK
 
 

@@ -98,13 +98,17 @@ class PoisonJobError(SpoolError, kind="poison"):
     """A job took the worker down ``max_attempts`` times."""
 
 
+class ClusterError(StyledError, kind="cluster"):
+    """The Dask cluster cannot be reached or started, or a worker cannot see the spool."""
+
+
 class RenderFailed(StyledError, kind="render"):
     """The engine raised something that is not a StyledError: a bug, or the device gave up."""
 
 
 ERROR_TYPES: tuple[type[StyledError], ...] = (
     JobSpecError, ConfigError, ImageError, WeightsError, DeviceError, PluginError, FileKindError, SpoolError,
-    PoisonJobError, RenderFailed,
+    PoisonJobError, RenderFailed, MemoryBudgetError, ClusterError,
 )
 
 

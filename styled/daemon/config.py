@@ -17,7 +17,7 @@ from styled.engine.spec import JOB_FIELDS, MAX_SIZE, MIN_SIZE
 from styled.errors import ConfigError
 from styled.nets.devices import device_name
 from styled.settings import Field, Invalid, check_table, located, setting, table
-from styled.settings.rules import integer, listed, mapping, number, one_of, short
+from styled.settings.rules import integer, listed, mapping, number, one_of, optional, short
 from styled.settings.sources import load_mapping
 
 #: A file must keep its size and mtime this long before it is taken: long enough for a copy over a
@@ -46,7 +46,14 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 OVER_LIMIT = ("refuse", "clamp")
 SPOOL_FOLDERS = ("inbox", "outbox", "failed", "work")
 #: Keys whose change needs a restart: the spool moving under running jobs, or new worker threads.
-RESTART_KEYS = (*SPOOL_FOLDERS, "devices")
+RESTART_KEYS = (*SPOOL_FOLDERS, "devices", "cluster")
+#: Dask's own default port for the dashboard; ``null`` turns it off.
+DEFAULT_DASHBOARD = ":8787"
+#: A connection attempt to the scheduler gives up after this long (the daemon then retries, backing off).
+DEFAULT_CONNECT_SECONDS = 10.0
+MAX_LOCAL_WORKERS = 256
+#: The cluster's status for ``styled status``, in the work folder (a dot name: scans skip it).
+CLUSTER_FILE = ".cluster.json"
 CONFIG_WHAT = "config file"
 CONFIG_MISSING_HINT = "pass --config FILE, or copy the config.yaml shipped with styled"
 
@@ -66,6 +73,75 @@ def _required(what: str) -> Any:
 
 
 _folders = listed(_folder, "a folder or a list of folders")
+
+
+def _scheduler_address(value: Any) -> str:
+    if not isinstance(value, str) or "://" not in value or not value.split("://", 1)[1]:
+        raise Invalid(f"must be a scheduler address such as 'tcp://render-1:8786', got {short(value)}",
+                      "the address `dask scheduler` prints at its start")
+    return value
+
+
+def _dashboard(value: Any) -> str:
+    if not isinstance(value, str) or ":" not in value:
+        raise Invalid(f"must be an address such as ':8787' or '127.0.0.1:8787', got {short(value)}",
+                      "or null for no dashboard")
+    return value
+
+
+@dataclass(frozen=True)
+class LocalClusterConfig:
+    """``cluster: {local: ...}``: a Dask LocalCluster of worker processes started by the daemon."""
+
+    workers: int = setting(1, integer(1, MAX_LOCAL_WORKERS), "worker processes started on this machine, each "
+                                                             "rendering one job at a time")
+
+
+def _subtable(cls: type, what: str, example: str) -> Any:
+    """A rule reading a mapping into the frozen dataclass ``cls``; a bad inner key is named in full
+    (``cluster.local.workers``) by the caller's prefix."""
+    fields = table(cls)
+    as_mapping = mapping(what, example)
+
+    def subtable_rule(value: Any) -> Any:
+        if isinstance(value, cls):
+            return value
+        return cls(**check_table(fields, as_mapping(value)))
+
+    return subtable_rule
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """``cluster:``: render on Dask workers instead of the daemon's own threads (docs/cluster.md)."""
+
+    scheduler: str | None = setting(None, _scheduler_address, "address of a running Dask scheduler "
+                                                              "(`tcp://host:8786`); its workers must see the "
+                                                              "spool at the same path", shown="null")
+    local: LocalClusterConfig | None = setting(None, _subtable(LocalClusterConfig, "a mapping such as {workers: 2}",
+                                                               "for example {workers: 2}"),
+                                               "start a Dask LocalCluster on this machine instead: "
+                                               "`{workers: N}` worker processes", shown="null")
+    threads: int | None = setting(None, integer(1, 1024), "cores each worker's TensorFlow uses; null: its "
+                                                          "machine's cores divided by the worker processes on it",
+                                  shown="null")
+    dashboard: str | None = setting(DEFAULT_DASHBOARD, optional(_dashboard), "where a local cluster serves Dask's dashboard "
+                                                                   "(null: none)")
+    connect_seconds: float = setting(DEFAULT_CONNECT_SECONDS, number(0.0, exclusive_min=True),
+                                     "a connection attempt to the scheduler gives up after this long; the daemon "
+                                     "keeps retrying, backing off")
+
+
+_CLUSTER_READER = _subtable(ClusterConfig, "a mapping with 'scheduler' or 'local'",
+                            "for example {local: {workers: 2}} or {scheduler: 'tcp://render-1:8786'}")
+
+
+def _cluster(value: Any) -> ClusterConfig:
+    cluster = _CLUSTER_READER(value)
+    if (cluster.scheduler is None) == (cluster.local is None):
+        raise Invalid("needs exactly one of 'scheduler' (a running Dask scheduler) and 'local' (workers started "
+                      "here)", "for example {local: {workers: 2}} or {scheduler: 'tcp://render-1:8786'}")
+    return cluster
 _devices = listed(device_name, "a list of devices such as [cpu] or [gpu:0, gpu:1]", allow_empty=False)
 
 
@@ -129,6 +205,10 @@ class DaemonConfig:
                                        "--plugins-dir`); they are loaded again for each job, and a plugin that "
                                        "fails to load stops the start (or a reload keeps the old config)",
                                        shown="null")
+    cluster: ClusterConfig | None = setting(None, _cluster,
+                                            "render on Dask workers instead of the `devices` threads: "
+                                            "`{local: {workers: N}}` or `{scheduler: tcp://host:8786}` "
+                                            "(docs/cluster.md)", shown="null")
     log_level: str = setting("INFO", _log_level,
                              "`DEBUG`, `INFO`, `WARNING` or `ERROR`; `styled --debug serve` forces `DEBUG`")
     source: Path | None = None  # the file it was read from, for messages and reloads
@@ -148,6 +228,8 @@ class DaemonConfig:
                 value = str(value)
             elif isinstance(value, Mapping):
                 value = dict(value)
+            elif dataclasses.is_dataclass(value):
+                value = dataclasses.asdict(value)
             data[item.name] = value
         return data
 

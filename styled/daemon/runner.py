@@ -73,6 +73,8 @@ class RunnerContext:
     stop: threading.Event
     board: StatusBoard
     count: Callable[[str], None]
+    #: The share of this machine's free memory one render may plan for (``max_memory: auto``).
+    memory_share: float = 1.0
 
 
 def percent_done(progress: Progress) -> float:
@@ -150,6 +152,8 @@ class JobRunner:
         try:
             if state.status == Status.FAILING and state.error:
                 return self._fail(work, state, error_from_dict(dict(state.error)))
+            if state.status == Status.RENDERED and work.result_dir.is_dir():
+                return publish_rendered(self.context.spool, work, self.context.count)
             self._check_claim(state)
             state = self._begin_attempt(work, state)
             prepared = self._prepare(work, state)
@@ -186,7 +190,7 @@ class JobRunner:
         """Record the attempt before anything of the job is read, so that a crash anywhere in it,
         parsing included, is seen by the next start (docs/daemon.md, "Poison jobs")."""
         return work.update(status=Status.PREPARING, attempts=state.attempts + 1, device=self.device,
-                           started=state.started or now_iso())
+                           worker=self.worker, started=state.started or now_iso())
 
     def _abandoned(self, work: WorkJob) -> str:
         log.warning("the work folder %s was removed while its job ran; the job is abandoned", work.path)
@@ -273,7 +277,7 @@ class JobRunner:
         options = RenderOptions(on_progress=tracker, on_checkpoint=self._checkpointer(work),
                                 checkpoint_seconds=config.checkpoint_seconds,
                                 should_stop=self.context.stop.is_set, resume=resume, backbones=self.backbones,
-                                memory_share=1 / max(1, len(config.devices)))
+                                memory_share=self.context.memory_share)
         try:
             return render(job, make_plugin_manager(config.plugins_dir), options)
         finally:
@@ -322,24 +326,11 @@ class JobRunner:
                 where=str(self.context.config().outbox), hint="check the outbox's free space and permissions"))
 
     def _deliver(self, work: WorkJob, prepared: Prepared, result: Result) -> str:
-        from styled.io.images import save_image
-        from styled.report import REPORT_FILE, build_report, write_extras, write_report
-
-        job, spool = prepared.job, self.context.spool
+        spool = self.context.spool
         state = work.update(status=Status.DELIVERING, finished=now_iso())
         delivered = now_iso()
-
-        def fill(folder: Path) -> None:
-            save_image(folder / job.spec.output, result.image, alpha=result.alpha, bit_depth=job.spec.bit_depth)
-            warnings = [*prepared.notes, *left_out_notes(state), *write_extras(folder, job, result)]
-            spool.copy_inputs(work, folder / INPUTS_DIR)
-            _copy_library_files(prepared.library_files, folder / INPUTS_DIR / LIBRARY_INPUTS_DIR)
-            report = build_report(result, job_info(state.but(delivered=delivered)), inputs=_input_names(job))
-            if warnings:
-                report["warnings"] = warnings
-            write_report(folder / REPORT_FILE, report)
-
-        target = spool.publish(spool.config.outbox, state.name, fill)
+        target = spool.publish(spool.config.outbox, state.name,
+                               lambda folder: self.fill(folder, work, state.but(delivered=delivered), prepared, result))
         work.update(status=Status.DELIVERED, delivered=delivered, delivered_to=str(target))
         spool.finish(work)
         log.info("done %s -> %s (%d iterations, %.1f s, loss %.4g)", state.name, target,
@@ -347,14 +338,42 @@ class JobRunner:
         self.context.count(DELIVERED)
         return DELIVERED
 
+    def fill(self, folder: Path, work: WorkJob, state: JobState, prepared: Prepared, result: Result) -> None:
+        """Write what a delivery holds into ``folder``: the result, report.json, the sheet, the loss
+        plot and inputs/."""
+        from styled.io.images import save_image
+        from styled.report import REPORT_FILE, build_report, write_extras, write_report
+
+        job = prepared.job
+        save_image(folder / job.spec.output, result.image, alpha=result.alpha, bit_depth=job.spec.bit_depth)
+        warnings = [*prepared.notes, *left_out_notes(state), *write_extras(folder, job, result)]
+        self.context.spool.copy_inputs(work, folder / INPUTS_DIR)
+        _copy_library_files(prepared.library_files, folder / INPUTS_DIR / LIBRARY_INPUTS_DIR)
+        report = build_report(result, job_info(state), inputs=_input_names(job))
+        if warnings:
+            report["warnings"] = warnings
+        write_report(folder / REPORT_FILE, report)
+
     def _fail(self, work: WorkJob, state: JobState, error: StyledError) -> str:
-        spool = self.context.spool
         if not work.path.exists():
             return self._abandoned(work)
-        target = spool.fail(work, error.as_dict(), failure_text(state, error, spool.config.failed))
-        log.error("failed %s: %s (see %s)", state.name, error, target / "error.txt")
-        self.context.count(FAILED)
-        return FAILED
+        return fail_job(self.context.spool, work, state, error, self.context.count)
+
+
+def fail_job(spool: Spool, work: WorkJob, state: JobState, error: StyledError, count: Callable[[str], None]) -> str:
+    """Move a job to failed/NAME with error.txt saying what is wrong, where and how to fix it."""
+    target = spool.fail(work, error.as_dict(), failure_text(state, error, spool.config.failed))
+    log.error("failed %s: %s (see %s)", state.name, error, target / "error.txt")
+    count(FAILED)
+    return FAILED
+
+
+def publish_rendered(spool: Spool, work: WorkJob, count: Callable[[str], None]) -> str:
+    """Deliver a job a cluster worker rendered (work/NAME/result/) to the outbox."""
+    state, target = spool.publish_rendered(work)
+    log.info("done %s -> %s (rendered by %s)", state.name, target, state.worker)
+    count(DELIVERED)
+    return DELIVERED
 
 
 def _check_spec_file(work: WorkJob, spec_path: Path, state: JobState) -> None:
@@ -394,7 +413,7 @@ def job_info(state: JobState) -> dict[str, Any]:
     """The ``job`` section of report.json: identity, timestamps and how many tries it took."""
     return {
         "id": state.id, "name": state.name, "kind": state.kind, "source": state.source,
-        "device": state.device, "attempts": state.attempts,
+        "device": state.device, "worker": state.worker, "attempts": state.attempts,
         "received": state.received, "claimed": state.claimed, "started": state.started,
         "finished": state.finished, "delivered": state.delivered,
         "resumed": bool(state.resumed_from), "resumed_from": [dict(point) for point in state.resumed_from],

@@ -34,6 +34,7 @@ from styled.daemon.runner import JobRunner, RunnerContext, StatusBoard
 from styled.daemon.sdnotify import Notifier
 from styled.daemon.spool import Spool, WorkJob
 from styled.daemon.state import now_iso
+from styled.daemon.warmup import load_engine, measure_precisions
 from styled.errors import StyledError
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,10 @@ class Worker(threading.Thread):
         self.styled = daemon
         self.runner = JobRunner(daemon.runner_context(), device, f"{device}#{index}")
 
+    def slots(self) -> int:
+        """Jobs this worker renders at once."""
+        return 1
+
     def run(self) -> None:
         jobs = self.styled.queue
         while not self.styled.stop.is_set():
@@ -116,7 +121,9 @@ class Daemon:
         self.wake = threading.Event()
         self.hint = threading.Event()
         self.reload_requested = threading.Event()
-        self.queue = JobQueue(config.devices)
+        #: With ``cluster:``, one dispatcher thread takes every job (docs/cluster.md).
+        self.queue = JobQueue(("cluster",) if config.cluster else config.devices)
+        self.dispatch: Any = None
         #: Which plugin options name files, from the plugins loaded at the start (or reload).
         self.plugin_files: PluginFiles | None = None
         self.lock = threading.Lock()
@@ -140,10 +147,11 @@ class Daemon:
         # The stop handlers stay installed until the workers are joined: a second SIGTERM or
         # Ctrl-C while the running jobs checkpoint must not kill the process half-way.
         with SpoolLock(self.config.work), self._signals():
-            load_engine()  # TensorFlow before READY=1, not in the first job
-
+            if self.config.cluster is None:  # the cluster's workers load it themselves
+                load_engine()  # TensorFlow before READY=1, not in the first job
             self._use_plugins(check_plugins_and_library(self.config))
-            measure_precisions(self.config)
+            if self.config.cluster is None:
+                measure_precisions(self.config)
             self._recover()
             self._start_workers()
             try:
@@ -171,7 +179,7 @@ class Daemon:
     def runner_context(self) -> RunnerContext:
         """What a worker's JobRunner sees of the daemon (the config is read afresh after a reload)."""
         return RunnerContext(config=lambda: self.config, spool=self.spool, stop=self.stop, board=self.board,
-                             count=self.count)
+                             count=self.count, memory_share=1 / max(1, len(self.config.devices)))
 
     # --- lifecycle ---
 
@@ -181,8 +189,7 @@ class Daemon:
         observer = Observer()
         observer.schedule(InboxEvents(self.hint, self.wake), str(self.config.inbox), recursive=True)
         with observer:
-            log.info("watching %s with %d worker(s) on %s", self.config.inbox, len(self.workers),
-                     ", ".join(self.config.devices))
+            log.info("watching %s; rendering on %s", self.config.inbox, self._renderers())
             self.notifier.ready(self._status_line())
             self._loop(observer)
 
@@ -221,7 +228,23 @@ class Daemon:
             self._noted.add(key)
             log.error("%s", message)
 
+    def _renderers(self) -> str:
+        if self.dispatch is not None:
+            return self.dispatch.status_line()
+        return f"{len(self.workers)} worker(s) on {', '.join(self.config.devices)}"
+
     def _start_workers(self) -> None:
+        if self.config.cluster is not None:
+            from styled.daemon.cluster_command import require_distributed
+
+            require_distributed()
+            from styled.daemon.cluster import ClusterDispatch
+
+            self.dispatch = ClusterDispatch(self)
+            self.dispatch.open()
+            self.dispatch.start()
+            self.workers.append(self.dispatch)
+            return
         for index, device in enumerate(self.config.devices, start=1):
             worker = Worker(self, device, index)
             worker.start()
@@ -351,7 +374,7 @@ class Daemon:
         return True
 
     def _free_workers(self) -> int:
-        return sum(1 for worker in self.workers if worker.is_alive()) - self._outstanding()
+        return sum(worker.slots() for worker in self.workers if worker.is_alive()) - self._outstanding()
 
     # --- health, systemd ---
 
@@ -367,9 +390,11 @@ class Daemon:
         self.notifier.status(self._status_line())
 
     def _status_line(self) -> str:
-        jobs = self.board.lines()
+        jobs = self.board.lines() + (self.dispatch.job_lines() if self.dispatch is not None else [])
         waiting = len(self._settling) + len(self._ready) + len(self._blocked) + self.queue.waiting()
         counts = f"{waiting} waiting, {self.summary.delivered} delivered, {self.summary.failed} failed"
+        if self.dispatch is not None:
+            counts = f"{counts}; {self.dispatch.status_line()}"
         return f"{'; '.join(jobs)}; {counts}" if jobs else f"idle; {counts}"
 
     # --- reload ---
@@ -427,26 +452,3 @@ def check_plugins_and_library(config: DaemonConfig) -> Any:
         if not folder.is_dir():
             log.warning("library folder %s does not exist; jobs cannot use its images", folder)
     return plugins
-
-
-def load_engine() -> None:
-    """Import the engine and TensorFlow (quietly: see styled.nets.devices.quiet_native_stderr)."""
-    from styled.nets.devices import load_tensorflow
-
-    load_tensorflow()
-    import styled.engine.render  # noqa: F401
-
-
-def measure_precisions(config: DaemonConfig) -> None:
-    """Measure ``precision: auto`` on each worker's device before READY=1 (once per machine and
-    version; cached after that), so the first job does not pay for it."""
-    from styled.nets.devices import resolve_device
-    from styled.nets.precision import calibration_for
-
-    if config.defaults.get("precision", "auto") != "auto":
-        return
-    for name in dict.fromkeys(config.devices):
-        try:
-            calibration_for(resolve_device(name))
-        except StyledError as error:
-            log.warning("cannot measure the precision of %s: %s", name, error)

@@ -9,6 +9,9 @@ Layout (each folder from the daemon config)::
     work/NAME/progress.json          scale, iteration, loss, ETA
     work/NAME/preview.png            a quick AdaIN rendering, written within seconds of the claim
     work/NAME/checkpoint.npz         where a restart resumes
+    work/NAME/result/                what a cluster worker rendered, for the daemon to publish
+    work/NAME/lease                  held (flock) by the cluster worker rendering the job
+    work/NAME/stop                   the daemon asks that worker to checkpoint and stop
     outbox/NAME/                     result, report.json, sheet.png, loss.png, inputs/
     failed/NAME/                     error.txt, error.json, inputs/
 
@@ -65,6 +68,9 @@ STATE_FILE = "state.json"
 PROGRESS_FILE = "progress.json"
 PREVIEW_FILE = "preview.png"
 CHECKPOINT_FILE = "checkpoint.npz"
+RESULT_DIR = "result"
+LEASE_FILE = "lease"
+STOP_FILE = "stop"
 JOB_DIR = "job"
 DROP_DIR = "drop"
 INPUTS_DIR = "inputs"
@@ -108,6 +114,19 @@ class WorkJob:
     @property
     def checkpoint_path(self) -> Path:
         return self.path / CHECKPOINT_FILE
+
+    @property
+    def result_dir(self) -> Path:
+        """A cluster worker's finished delivery (result, report, sheet, loss plot, inputs)."""
+        return self.path / RESULT_DIR
+
+    @property
+    def lease_path(self) -> Path:
+        return self.path / LEASE_FILE
+
+    @property
+    def stop_path(self) -> Path:
+        return self.path / STOP_FILE
 
     @property
     def name(self) -> str:
@@ -192,7 +211,9 @@ class Spool:
         if state.status == Status.CLAIMING:
             return self._recover_claim(job, state)
         self._release_loose_images(state.release)
-        if state.status in CRASHED_IN:
+        if state.status in CRASHED_IN and self.config.cluster is None:
+            # With a cluster, the render may still be running on a worker: the worker that next
+            # holds the job's lease judges the crash (styled.daemon.cluster_worker).
             state = job.save_state(after_crash(state, progress_done(job, state)))
         if state.status in (Status.DELIVERING, Status.DELIVERED) and self.find_delivered(self.config.outbox, state):
             log.info("%s was already delivered; cleaning up", state.name)
@@ -331,6 +352,25 @@ class Spool:
             with self._placing:
                 return place_folder(temporary, parent, name)
 
+    def publish_rendered(self, job: WorkJob) -> tuple[JobState, Path]:
+        """Deliver what a cluster worker left in work/NAME/result/ to the outbox, stamped with the
+        time of delivery; return the state and where it went."""
+        state = job.update(status=Status.DELIVERING)
+        delivered = now_iso()
+
+        def fill(folder: Path) -> None:
+            shutil.copytree(job.result_dir, folder, symlinks=True, copy_function=link_or_copy, dirs_exist_ok=True)
+            report = read_json_object(folder / REPORT_JSON_FILE)
+            if isinstance(report.get("job"), dict):
+                report["job"]["delivered"] = delivered
+                # a rename over the hard link to result/report.json: result/ itself is not changed
+                atomic_write_json(folder / REPORT_JSON_FILE, report)
+
+        target = self.publish(self.config.outbox, state.name, fill)
+        state = job.update(status=Status.DELIVERED, delivered=delivered, delivered_to=str(target))
+        self.finish(job)
+        return state, target
+
     def copy_inputs(self, job: WorkJob, destination: Path) -> None:
         """The claimed spec and images as the claim copied them: regular files only, no links."""
         if job.job_dir.is_dir() and not job.job_dir.is_symlink():
@@ -414,11 +454,11 @@ def after_crash(state: JobState, reached: Mapping[str, int]) -> JobState:
     further = (reached["done"], reached["phase"]) > (best.get("done", -1), best.get("phase", 0))
     started_from = state.high_water.get("start_checkpoint", -1) if state.high_water else -1
     if further or reached["checkpoint"] > started_from:
-        log.info("%s was running when the daemon stopped; it had made progress, so it is not held against it",
+        log.info("%s was running when its worker stopped; it had made progress, so it is not held against it",
                  state.name)
         high = {"done": max(reached["done"], best.get("done", -1)), "phase": max(reached["phase"], best.get("phase", 0))}
         return state.but(status=Status.QUEUED, strikes=0, high_water={**high, "start_checkpoint": reached["checkpoint"]})
-    log.warning("%s was running when the daemon stopped, with no progress since its last attempt (%d in a row)",
+    log.warning("%s was running when its worker stopped, with no progress since its last attempt (%d in a row)",
                 state.name, state.strikes + 1)
     return state.but(status=Status.QUEUED, strikes=state.strikes + 1)
 

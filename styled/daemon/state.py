@@ -34,6 +34,8 @@ class Status:
     PREPARING = "preparing"
     RENDERING = "rendering"
     INTERRUPTED = "interrupted"
+    #: A cluster worker has written the delivery into work/NAME/result/; the daemon publishes it.
+    RENDERED = "rendered"
     DELIVERING = "delivering"
     DELIVERED = "delivered"
     FAILING = "failing"
@@ -62,6 +64,8 @@ class JobState:
     finished: str | None = None
     delivered: str | None = None
     device: str | None = None
+    #: Who ran the latest attempt: ``cpu#1`` for the daemon's own workers, a Dask worker's address.
+    worker: str | None = None
     #: The daemon config's job-spec defaults at the claim, so a reload does not change a queued job.
     defaults: Mapping[str, Any] = field(default_factory=dict)
     #: Loose images linked into the job, to remove from the inbox once no other spec names them.

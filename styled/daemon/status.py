@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from styled.daemon.config import DaemonConfig
+from styled.daemon.config import CLUSTER_FILE, DaemonConfig
 from styled.daemon.inbox import scan_inbox
 from styled.daemon.lock import LOCK_FILE, holder_pid
 from styled.daemon.spool import (
@@ -35,6 +35,8 @@ class SpoolStatus:
     running: list[dict[str, Any]] = field(default_factory=list)
     done: list[dict[str, Any]] = field(default_factory=list)
     failed: list[dict[str, Any]] = field(default_factory=list)
+    #: The Dask cluster's scheduler, dashboard and workers (work/.cluster.json), while the daemon runs one.
+    cluster: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -42,12 +44,14 @@ class SpoolStatus:
 
 def read_status(config: DaemonConfig) -> SpoolStatus:
     """A snapshot of the spool; the newest done and failed jobs come first."""
+    daemon_pid = holder_pid(config.work / LOCK_FILE)
     return SpoolStatus(
-        daemon_pid=holder_pid(config.work / LOCK_FILE),
+        daemon_pid=daemon_pid,
         waiting=[{"name": p.path.name, "kind": p.kind, "path": str(p.path)} for p in scan_inbox(config.inbox)],
         running=[_running(path) for path in _folders(config.work, newest_first=False)],
         done=[_done(path) for path in _folders(config.outbox)],
         failed=[_failed(path) for path in _folders(config.failed)],
+        cluster=(_read_json(config.work / CLUSTER_FILE) or None) if daemon_pid and config.cluster else None,
     )
 
 
@@ -77,7 +81,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 def _running(path: Path) -> dict[str, Any]:
     state = _read_json(path / STATE_FILE)
     return {"name": state.get("name", path.name), "status": state.get("status", "unknown"),
-            "attempts": state.get("attempts"), "device": state.get("device"),
+            "attempts": state.get("attempts"), "device": state.get("device"), "worker": state.get("worker"),
             "resumed": bool(state.get("resumed_from")), "progress": _read_json(path / PROGRESS_FILE) or None,
             "preview": str(path / PREVIEW_FILE) if (path / PREVIEW_FILE).exists() else None,
             "path": str(path)}
@@ -96,7 +100,7 @@ def _failed(path: Path) -> dict[str, Any]:
 def format_status(status: SpoolStatus, limit: int = RECENT_LIMIT) -> str:
     """The human-readable report: one section per state, running jobs with progress and ETA."""
     lines = [f"daemon   {'running (pid %d)' % status.daemon_pid if status.daemon_pid else 'not running'}",
-             f"waiting  {len(status.waiting)}"]
+             *_cluster_lines(status.cluster), f"waiting  {len(status.waiting)}"]
     lines += [f"  {job['name']}  ({job['kind']})" for job in status.waiting[:limit]]
     lines.append(f"running  {len(status.running)}")
     for job in status.running:
@@ -105,7 +109,7 @@ def format_status(status: SpoolStatus, limit: int = RECENT_LIMIT) -> str:
             tile = f"  tile {progress['tile']}/{progress['tiles']}" if progress.get("tiles") else ""
             detail = (f"scale {progress['scale']}/{progress['scales']}  iteration {progress['iteration']}/"
                       f"{progress['iterations']}{tile}  {progress['percent']:.0f}%  ETA {clock(progress.get('eta'))}"
-                      f"  on {job['device']}")
+                      f"  on {job['worker'] or job['device']}")
         else:
             detail = job["status"]
         resumed = "  (resumed)" if job["resumed"] else ""
@@ -117,6 +121,17 @@ def format_status(status: SpoolStatus, limit: int = RECENT_LIMIT) -> str:
     lines.append(f"failed   {len(status.failed)}")
     lines += [f"  {job['name']}: {job['reason']}" for job in status.failed[:limit]]
     return "\n".join(lines)
+
+
+def _cluster_lines(cluster: dict[str, Any] | None) -> list[str]:
+    if not cluster:
+        return []
+    workers = cluster.get("workers") or []
+    lines = [f"cluster  {cluster.get('scheduler')}  {len(workers)} worker(s)  dashboard {cluster.get('dashboard')}"]
+    for worker in workers:
+        jobs = ", ".join(worker.get("jobs") or []) or "idle"
+        lines.append(f"  {worker.get('address')}  ({worker.get('host')})  {jobs}")
+    return lines
 
 
 def format_json(status: SpoolStatus) -> str:

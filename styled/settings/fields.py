@@ -102,8 +102,10 @@ def check_table(fields: Sequence[Field], data: Mapping[str, Any], *, defaults: b
             raise Invalid(f"unknown key '{key}'", suggest(key, by_name), key=str(key))
         try:
             values[key] = field.check(raw)
-        except Invalid as invalid:
-            raise Invalid(invalid.message, invalid.hint, key=invalid.key or key) from None
+        except Invalid as invalid:  # a nested table's key is named in full: cluster.local.workers
+            inner = invalid.key
+            raise Invalid(invalid.message, invalid.hint,
+                          key=key if inner in (None, key) else f"{key}.{inner}") from None
     if defaults:
         values = {field.name: values.get(field.name, field.default) for field in fields}
     return values
