@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -208,3 +210,33 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = WAIT_SECONDS) 
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     return subprocess.run([sys.executable, "-m", "styled.cli", *args], cwd=cwd, env=environment,
                           capture_output=True, text=True, timeout=timeout)
+
+
+# --- systemd's side of sd_notify ----------------------------------------------------------------
+
+
+class Datagrams:
+    """A real sd_notify listener on an abstract-namespace Unix datagram socket."""
+
+    def __init__(self):
+        self.name = f"styled-test-{uuid.uuid4().hex}"
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(b"\0" + self.name.encode())
+        self.sock.setblocking(False)
+        self.messages: list[str] = []
+
+    def collect(self) -> list[str]:
+        while True:
+            try:
+                self.messages.append(self.sock.recv(65536).decode())
+            except BlockingIOError:
+                return self.messages
+
+    def fields(self) -> list[str]:
+        return [line for message in self.collect() for line in message.split("\n")]
+
+    def count(self, field: str) -> int:
+        return sum(1 for line in self.fields() if line == field)
+
+    def close(self) -> None:
+        self.sock.close()

@@ -172,11 +172,15 @@ class ClusterDispatch(threading.Thread):
     # --- the thread ---
 
     def run(self) -> None:
+        last_fault = ""
         while not self.styled.stop.is_set():
             try:
                 self._step()
-            except Exception:  # noqa: BLE001 - the dispatcher must outlive any one fault
-                log.exception("cluster dispatch")
+            except Exception as error:  # noqa: BLE001 - the dispatcher must outlive any one fault
+                fault = f"{type(error).__name__}: {error}"
+                if fault != last_fault:  # once, not four times a second
+                    log.exception("cluster dispatch: %s; retrying", fault)
+                last_fault = fault
             self.styled.stop.wait(POLL_SECONDS)
         self._stop_renders()
 

@@ -169,8 +169,6 @@ def settle_earlier_attempt(work: WorkJob) -> JobState:
         return work.update(status=Status.RENDERED)
     if state.status in CRASHED_IN:
         state = work.save_state(after_crash(state, progress_done(work, state)))
-    if work.stop_path.exists():
-        work.stop_path.unlink(missing_ok=True)
     return state
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from daemon_support import (
+    Datagrams,
     DaemonProcess,
     folders,
     read_json,
@@ -88,17 +89,24 @@ def test_a_worker_killed_mid_job_hands_it_to_another_worker_which_resumes_and_de
     config = cluster_config(tmp_path, workers=2, cluster={"dashboard": "127.0.0.1:0"})
     work = tmp_path / "work"
     write_job_folder(tmp_path / "inbox", "long", LONG_SPEC)
-    with DaemonProcess(config) as daemon:
-        wait_for(lambda: checkpointed(work, "long"), CLUSTER_WAIT, "a checkpoint of the job")
-        holder = lease_holder(work, "long")
-        status = run_cli("status", "--config", str(config))
-        assert "cluster  tcp://127.0.0.1:" in status.stdout and "2 worker(s)" in status.stdout, status.stdout
-        assert "dashboard http://127.0.0.1:" in status.stdout
-        assert f"on {holder['worker']}" in status.stdout, status.stdout
-        os.kill(holder["pid"], signal.SIGKILL)
-        wait_for(lambda: folders(tmp_path / "outbox") == ["long"], CLUSTER_WAIT, "the delivery")
-        daemon.signal(signal.SIGTERM)
-        assert daemon.wait() == 0
+    listener = Datagrams()
+    try:
+        with DaemonProcess(config, env={"NOTIFY_SOCKET": f"@{listener.name}"}) as daemon:
+            wait_for(lambda: checkpointed(work, "long"), CLUSTER_WAIT, "a checkpoint of the job")
+            holder = lease_holder(work, "long")
+            status = run_cli("status", "--config", str(config))
+            assert "cluster  tcp://127.0.0.1:" in status.stdout and "2 worker(s)" in status.stdout, status.stdout
+            assert "dashboard http://127.0.0.1:" in status.stdout
+            assert f"on {holder['worker']}" in status.stdout, status.stdout
+            wait_for(lambda: any(line.startswith("STATUS=long: ") and f"on {holder['worker']}" in line
+                                 and "cluster tcp://127.0.0.1:" in line for line in listener.fields()),
+                     30, "a STATUS= line naming the job's worker and the cluster")
+            os.kill(holder["pid"], signal.SIGKILL)
+            wait_for(lambda: folders(tmp_path / "outbox") == ["long"], CLUSTER_WAIT, "the delivery")
+            daemon.signal(signal.SIGTERM)
+            assert daemon.wait() == 0
+    finally:
+        listener.close()
     job = read_json(tmp_path / "outbox" / "long" / "report.json")["job"]
     assert job["resumed"] and job["resumed_from"][0]["iteration"] > 0, "resumed from the checkpoint"
     assert job["worker"] != holder["worker"], "finished by another worker"

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import time
-import uuid
 
 import pytest
 import yaml
 from daemon_support import (
+    Datagrams,
     DaemonProcess,
     folders,
     read_json,
@@ -136,33 +135,6 @@ def test_a_second_stop_signal_during_shutdown_still_checkpoints_and_exits_0(tmp_
         assert daemon.wait(STOP_WITHIN_SECONDS) == 0, daemon.log()
     assert read_json(job / "state.json")["status"] == "interrupted"
     assert (job / "checkpoint.npz").exists()
-
-
-class Datagrams:
-    """A real sd_notify listener on an abstract-namespace Unix datagram socket."""
-
-    def __init__(self):
-        self.name = f"styled-test-{uuid.uuid4().hex}"
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(b"\0" + self.name.encode())
-        self.sock.setblocking(False)
-        self.messages: list[str] = []
-
-    def collect(self) -> list[str]:
-        while True:
-            try:
-                self.messages.append(self.sock.recv(65536).decode())
-            except BlockingIOError:
-                return self.messages
-
-    def fields(self) -> list[str]:
-        return [line for message in self.collect() for line in message.split("\n")]
-
-    def count(self, field: str) -> int:
-        return sum(1 for line in self.fields() if line == field)
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def test_sd_notify_sighup_reload_and_sigint(tmp_path):
