@@ -51,8 +51,8 @@ class Notifier:
         if self.address is None:
             return False
         message = "\n".join(fields).encode("utf-8", "replace")
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+        try:  # non-blocking: a listener that stops reading must not stop the daemon's main loop
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK) as sock:
                 sock.sendto(message, self.address)
         except OSError as error:
             log.debug("sd_notify to %r failed: %s", self.address, error)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import socket
 import uuid
 
@@ -80,3 +81,14 @@ def test_watchdog_interval_comes_from_systemd_for_this_process_only(listener):
     assert not mine.watchdog_due()
     other = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "2000000", "WATCHDOG_PID": "1"})
     assert other.watchdog_seconds is None and not other.watchdog_due()
+
+
+def test_a_listener_that_stops_reading_never_blocks_the_sender(listener):
+    """A Unix datagram socket queues only a few unread messages (net.unix.max_dgram_qlen); a
+    blocking send would then hang the daemon's main loop for ever. The sends fail quietly instead."""
+    path, _ = listener
+    notifier = Notifier({"NOTIFY_SOCKET": path})
+    started = time.monotonic()
+    sent = [notifier.ping() for _ in range(200)]
+    assert time.monotonic() - started < 5
+    assert sent[0] and not all(sent), "the first pings are queued, the rest dropped, none waits"
