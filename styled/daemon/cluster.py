@@ -99,6 +99,9 @@ class Connection:
     """The client and what the daemon knows of the cluster, for slots and ``styled status``."""
 
     client: Any = None
+    #: The dashboard's address, read once at the connection (the main thread must never wait on
+    #: the client: it may be closing).
+    dashboard: str | None = None
     failures: int = 0
     retry_at: float = 0.0
     workers: dict[str, Any] = field(default_factory=dict)
@@ -136,18 +139,19 @@ class ClusterDispatch(threading.Thread):
             return max(1, len(self.connection.workers))
 
     def status_line(self) -> str:
-        """systemd's STATUS= and the start's log line: the scheduler, its workers, the dashboard."""
+        """systemd's STATUS= and the start's log line: the scheduler, its workers, the dashboard.
+        Called from the main thread: it reads only what this thread recorded, never the client."""
         with self._lock:
             workers = len(self.connection.workers)
-        client = self.connection.client
-        if client is None:
+            connected, dashboard = self.connection.client is not None, self.connection.dashboard
+        if not connected:
             return f"cluster {self.address} unreachable, reconnecting"
-        return f"cluster {self.address}, {workers} worker(s), dashboard {client.dashboard_link}"
+        return f"cluster {self.address}, {workers} worker(s), dashboard {dashboard}"
 
     def job_lines(self) -> list[str]:
         """One line per job on the cluster: its progress (progress.json) and its worker."""
         lines = []
-        for submitted in list(self.submitted.values()):
+        for submitted in self.submitted.copy().values():  # a copy: this runs on the main thread
             progress = read_json_object(submitted.work.progress_path)
             where = progress.get("device") or "waiting for a worker"
             percent = f"{progress['percent']:.0f}%" if isinstance(progress.get("percent"), (int, float)) else "starting"
@@ -213,8 +217,10 @@ class ClusterDispatch(threading.Thread):
         except Exception as error:  # noqa: BLE001 - OSError, TimeoutError, CommClosedError...
             self._retry_later(error)
             return
-        self.connection.client, self.connection.failures = client, 0
-        log.info("connected to the Dask scheduler %s (dashboard: %s)", self.address, client.dashboard_link)
+        with self._lock:
+            self.connection.client, self.connection.failures = client, 0
+            self.connection.dashboard = _dashboard_link(client)
+        log.info("connected to the Dask scheduler %s (dashboard: %s)", self.address, self.connection.dashboard)
         self._refresh_workers()
 
     def _memory_share(self) -> float:
@@ -238,8 +244,8 @@ class ClusterDispatch(threading.Thread):
         for submitted in list(self.submitted.values()):
             self._requeue(submitted)
         self.submitted.clear()
-        client, self.connection.client = self.connection.client, None
         with self._lock:
+            client, self.connection.client = self.connection.client, None
             self.connection.workers = {}
         with _silenced("distributed.client"):  # its reconnection attempt logs the loss once more
             _close_quietly(client)
@@ -402,9 +408,16 @@ class ClusterDispatch(threading.Thread):
                         "jobs": [running.get(key, key) for key in processing.get(address, ())]}
                        for address, info in self.connection.workers.items()]
         atomic_write_json(self.config.work / CLUSTER_FILE, {
-            "scheduler": self.address, "dashboard": self.connection.client.dashboard_link,
+            "scheduler": self.address, "dashboard": self.connection.dashboard,
             "workers": workers, "updated": now_iso(),
         })
+
+
+def _dashboard_link(client: Any) -> str | None:
+    try:
+        return client.dashboard_link
+    except Exception:  # noqa: BLE001 - no dashboard (bokeh missing, or turned off)
+        return None
 
 
 @contextlib.contextmanager
