@@ -38,8 +38,8 @@ POLL_SECONDS = 0.25
 BACKOFF_SECONDS = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 #: At a stop, how long the running renders get to checkpoint before the workers are let go.
 STOP_WAIT_SECONDS = 60.0
-#: A task's outcome is read from state.json; these say the job has left the cluster's hands.
-SETTLED = (Status.RENDERED, Status.FAILING)
+#: A staged result in these states is published (again, if a crash interrupted the first try).
+PUBLISHABLE = (Status.RENDERED, Status.DELIVERING)
 
 
 class DaemonSide(Protocol):
@@ -277,7 +277,13 @@ class ClusterDispatch(threading.Thread):
             work = self.styled.queue.take("cluster", timeout=0)
             if work is None:
                 return
-            self._submit(work)
+            try:
+                self._submit(work)
+            except BaseException:  # e.g. the connection closed: the job waits for the next try
+                if work.path not in self.submitted:
+                    self.styled.queue.put(work)
+                    self.styled.queue.done(work)
+                raise
 
     def _submit(self, work: WorkJob) -> None:
         try:
@@ -343,7 +349,7 @@ class ClusterDispatch(threading.Thread):
 
     def _settle(self, work: WorkJob, state: JobState) -> bool:
         """Publish or fail what a worker finished; False when the job still needs rendering."""
-        if state.status == Status.RENDERED and work.result_dir.is_dir():
+        if state.status in PUBLISHABLE and work.result_dir.is_dir():
             self._finish_with(work, lambda: publish_rendered(self.styled.spool, work, self.styled.count))
             return True
         if state.status == Status.FAILING and state.error:

@@ -152,7 +152,7 @@ class JobRunner:
         try:
             if state.status == Status.FAILING and state.error:
                 return self._fail(work, state, error_from_dict(dict(state.error)))
-            if state.status == Status.RENDERED and work.result_dir.is_dir():
+            if state.status in (Status.RENDERED, Status.DELIVERING) and work.result_dir.is_dir():
                 return publish_rendered(self.context.spool, work, self.context.count)
             self._check_claim(state)
             state = self._begin_attempt(work, state)

@@ -164,9 +164,11 @@ def test_the_daemon_killed_while_the_cluster_renders_resumes_after_a_restart_exa
     assert job["resumed"] and job["attempts"] == 2
 
 
-def test_a_render_the_daemon_did_not_live_to_publish_is_collected_at_the_next_start(tmp_path):
-    """A worker staged the delivery in work/NAME/result/ and the daemon died before publishing it
-    (the state is made here as such a crash leaves it): the next start publishes it, renders nothing."""
+@pytest.mark.parametrize("status", ["rendered", "delivering"])
+def test_a_render_the_daemon_did_not_live_to_publish_is_collected_at_the_next_start(tmp_path, status):
+    """A worker staged the delivery in work/NAME/result/ and the daemon died before publishing it, or
+    while publishing it (the state is made here as such a crash leaves it): the next start publishes
+    it, renders nothing."""
     config = cluster_config(tmp_path)
     write_job_folder(tmp_path / "inbox", "photo", QUICK_SPEC)
     with DaemonProcess(write_config(tmp_path), "--once") as daemon:  # a real delivery to stage from
@@ -179,7 +181,7 @@ def test_a_render_the_daemon_did_not_live_to_publish_is_collected_at_the_next_st
     shutil.move(delivered, work / "result")
     (work / "state.json").write_text(json_text({
         "id": state["id"], "name": "photo", "kind": "folder", "spec": "job.yaml", "source": state["source"],
-        "status": "rendered", "attempts": 1, "worker": "tcp://10.0.0.9:4711", "version": 3}))
+        "status": status, "attempts": 1, "worker": "tcp://10.0.0.9:4711", "version": 3}))
     config = cluster_config(tmp_path)
     with DaemonProcess(config, "--once") as daemon:
         assert daemon.wait(CLUSTER_WAIT) == 0, daemon.log()[-3000:]
