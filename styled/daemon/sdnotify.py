@@ -63,12 +63,14 @@ class Notifier:
         return self.send("READY=1", *([f"STATUS={_clip(status)}"] if status else []))
 
     def status(self, text: str) -> bool:
-        """STATUS=text, skipped when unchanged."""
+        """STATUS=text, skipped when unchanged since it was last delivered (a dropped one is sent again)."""
         text = _clip(text)
         if text == self._last_status:
             return False
-        self._last_status = text
-        return self.send(f"STATUS={text}")
+        sent = self.send(f"STATUS={text}")
+        if sent:
+            self._last_status = text
+        return sent
 
     def reloading(self) -> bool:
         # MONOTONIC_USEC lets systemd >= 253 match this RELOADING=1 to the reload it asked for.
@@ -86,8 +88,10 @@ class Notifier:
 
     def ping(self) -> bool:
         """WATCHDOG=1: call only while every part of the daemon is known to be healthy."""
-        self._last_ping = time.monotonic()
-        return self.send("WATCHDOG=1")
+        sent = self.send("WATCHDOG=1")
+        if sent:  # a dropped ping is due again at the next heartbeat
+            self._last_ping = time.monotonic()
+        return sent
 
 
 def _watchdog_interval(environ: dict[str, str]) -> float | None:

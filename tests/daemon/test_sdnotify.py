@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import socket
@@ -92,3 +93,17 @@ def test_a_listener_that_stops_reading_never_blocks_the_sender(listener):
     sent = [notifier.ping() for _ in range(200)]
     assert time.monotonic() - started < 5
     assert sent[0] and not all(sent), "the first pings are queued, the rest dropped, none waits"
+
+
+def test_a_dropped_status_is_sent_again_once_the_listener_reads(listener):
+    path, sock = listener
+    notifier = Notifier({"NOTIFY_SOCKET": path})
+    while notifier.ping():  # fill the listener's queue
+        pass
+    assert not notifier.status("1 delivered"), "dropped: the queue is full"
+    sock.setblocking(False)
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            sock.recv(4096)
+    sock.settimeout(5)
+    assert notifier.status("1 delivered") and received(sock) == "STATUS=1 delivered"
