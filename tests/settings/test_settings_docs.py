@@ -36,3 +36,19 @@ def test_config_yaml_comments_are_the_fields_help():
     header = text.split("\n\n", 1)[0] + "\n"
     expected = yaml_document(DAEMON_FIELDS, yaml.safe_load(text), header)
     assert text == expected, "config.yaml's comments differ from the Fields' help; run python tools/settings_tables.py config"
+
+
+def test_docs_cluster_md_lists_every_cluster_key_with_its_default():
+    """The nested `cluster:` keys have their own table in docs/cluster.md, one row per Field."""
+    from styled.daemon.config import ClusterConfig, LocalClusterConfig
+    from styled.settings import table
+
+    text = (REPO / "docs" / "cluster.md").read_text()
+    for prefix, cls in (("cluster.", ClusterConfig), ("cluster.local.", LocalClusterConfig)):
+        for field in table(cls):
+            if field.name == "local":
+                continue  # a sub-table: its keys are the rows
+            shown = field.shown or ("null" if field.default is None else str(field.default))
+            assert f"| `{prefix}{field.name}` |" in text, f"docs/cluster.md has no row for {prefix}{field.name}"
+            row = text.split(f"| `{prefix}{field.name}` |", 1)[1].split("\n", 1)[0]
+            assert shown.strip("`") in row.replace("`", ""), f"{prefix}{field.name}: default {shown} not in {row}"
