@@ -367,7 +367,7 @@ def add_worker(subparsers: argparse._SubParsersAction) -> None:
                     "Dask work), and with --gpu N only GPU N, offered to GPU jobs as the resource GPU=1; start "
                     "it again when it exits because its scheduler went away. The daemon configures TensorFlow "
                     "in the worker when it connects. The spool must be mounted at the same path as on the "
-                    "daemon's machine. SIGTERM or Ctrl-C stops it (a running render checkpoints first).",
+                    "daemon's machine. SIGTERM or Ctrl-C stops it (a running render is asked to checkpoint).",
     )
     parser.add_argument("scheduler", help="the scheduler's address, e.g. tcp://render-1:8786")
     parser.add_argument("--gpu", type=int, metavar="N", help="render on GPU N only (run one worker per GPU)")
