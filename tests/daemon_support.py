@@ -37,6 +37,22 @@ STOP_SECONDS = 60.0
 TINY_SPEC = {"size": 32, "scales": 1, "iterations": 2}
 
 
+#: A plugin that takes its process down when a job asks for it: a real poison job.
+KILLER_PLUGIN = """
+import os
+import signal
+
+from styled import hookimpl
+
+
+@hookimpl
+def register_losses(job):
+    if job.plugin_options("killer") is not None:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return []
+"""
+
+
 def make_image(path: Path, source: str = "content/tubingen.jpg", size: tuple[int, int] = (32, 24)) -> Path:
     """A small copy of a shared test photo (real textures give VGG something to match)."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ from styled.daemon.jobqueue import JobQueue
 from styled.daemon.runner import fail_job, publish_rendered
 from styled.daemon.spool import Spool, WorkJob, read_json_object
 from styled.daemon.state import JobState, Status, now_iso
-from styled.errors import ClusterError, RenderFailed, StyledError
+from styled.errors import ClusterError, RenderFailed, StyledError, error_from_dict
 from styled.io.files import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -197,11 +197,11 @@ class ClusterDispatch(threading.Thread):
             self._lost()
             return
         self._keep_local_workers()
-        self._refresh_workers()
         self._submit_waiting()
         self._settle_finished()
-        if time.monotonic() >= self._status_at:
+        if time.monotonic() >= self._status_at:  # each is a round trip to the scheduler
             self._status_at = time.monotonic() + self.config.progress_seconds
+            self._refresh_workers()
             self._write_status()
 
     # --- connection ---
@@ -353,8 +353,6 @@ class ClusterDispatch(threading.Thread):
             self._finish_with(work, lambda: publish_rendered(self.styled.spool, work, self.styled.count))
             return True
         if state.status == Status.FAILING and state.error:
-            from styled.errors import error_from_dict
-
             self._fail(work, state, error_from_dict(dict(state.error)))
             return True
         return False
@@ -384,14 +382,11 @@ class ClusterDispatch(threading.Thread):
         for submitted in self.submitted.values():
             try:
                 submitted.work.stop_path.touch()
-            except OSError:
-                pass
+            except OSError as error:  # its folder is gone or unwritable: the render runs to its end
+                log.warning("cannot ask the render of %s to stop (%s); it finishes its run", submitted.name, error)
         deadline = time.monotonic() + STOP_WAIT_SECONDS
         while self.submitted and time.monotonic() < deadline and self.connection.client is not None:
-            for path, submitted in list(self.submitted.items()):
-                if submitted.future.done():
-                    del self.submitted[path]
-                    self._finished(submitted)
+            self._settle_finished()
             time.sleep(POLL_SECONDS)
         for submitted in self.submitted.values():
             self.styled.queue.done(submitted.work)

@@ -42,7 +42,6 @@ log = logging.getLogger(__name__)
 PLUGIN_NAME = "styled"
 #: How often a task waiting for another render's lease looks again.
 LEASE_POLL_SECONDS = 0.5
-RENDERED = "rendered"
 
 
 def limit_tensorflow_threads(threads: int) -> None:
@@ -198,7 +197,7 @@ class StagingRunner(JobRunner):
         work.update(status=Status.RENDERED)
         log.info("rendered %s on %s (%d iterations, %.1f s)", state.name, self.worker, result.iterations,
                  result.seconds)
-        return RENDERED
+        return Status.RENDERED
 
     def _fail(self, work: WorkJob, state: JobState, error: StyledError) -> str:
         if not work.path.exists():

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from daemon_support import (
+    KILLER_PLUGIN,
     Datagrams,
     DaemonProcess,
     folders,
@@ -112,22 +113,6 @@ def test_a_worker_killed_mid_job_hands_it_to_another_worker_which_resumes_and_de
     assert job["worker"] != holder["worker"], "finished by another worker"
     assert job["attempts"] == 2
     assert folders(tmp_path / "failed") == [] and folders(work) == []
-
-
-#: Takes its process down when a job asks for it: a real poison job.
-KILLER_PLUGIN = """
-import os
-import signal
-
-from styled import hookimpl
-
-
-@hookimpl
-def register_losses(job):
-    if job.plugin_options("killer") is not None:
-        os.kill(os.getpid(), signal.SIGKILL)
-    return []
-"""
 
 
 def test_a_job_that_kills_every_worker_ends_in_failed_as_poison(tmp_path):

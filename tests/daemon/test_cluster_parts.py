@@ -101,7 +101,7 @@ def test_a_worker_waiting_for_a_lease_gives_up_when_it_closes(tmp_path):
         threading.Timer(0.3, closing.set).start()
         with pytest.raises(ClusterError, match="closed while waiting"):
             with render_lease(work, {"worker": "second"}, closing):
-                pass
+                pytest.fail("the lease was taken while another render held it")
 
 
 def test_an_attempt_found_mid_render_under_the_lease_is_judged_as_a_crash(tmp_path):

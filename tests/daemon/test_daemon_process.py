@@ -9,6 +9,7 @@ import time
 import pytest
 import yaml
 from daemon_support import (
+    KILLER_PLUGIN,
     Datagrams,
     DaemonProcess,
     folders,
@@ -58,22 +59,6 @@ def test_kill_9_mid_job_then_a_restart_resumes_and_delivers_exactly_once(tmp_pat
     assert report["iterations"] == 60, "the resumed render finishes the job's iterations, no more"
     assert folders(work) == [] and folders(tmp_path / "failed") == []
     assert folders(elsewhere) == [] and folders(tmp_path) == ["elsewhere", "failed", "inbox", "outbox", "work"]
-
-
-#: A plugin that takes its process down when a job asks for it: a real poison job.
-KILLER_PLUGIN = """
-import os
-import signal
-
-from styled import hookimpl
-
-
-@hookimpl
-def register_losses(job):
-    if job.plugin_options("killer") is not None:
-        os.kill(os.getpid(), signal.SIGKILL)
-    return []
-"""
 
 
 def test_a_job_that_keeps_taking_the_daemon_down_goes_to_failed_as_poison(tmp_path):
