@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import signal
@@ -21,6 +22,7 @@ from styled.errors import (
     PluginError,
     SpoolError,
     StyledError,
+    VideoError,
     WeightsError,
 )
 from styled.nets.devices import load_tensorflow
@@ -41,6 +43,7 @@ EXIT_CODES: dict[type[StyledError], int] = {
     FileKindError: EXIT_BAD_INPUT,
     MemoryBudgetError: EXIT_BAD_INPUT,
     SpoolError: EXIT_BAD_INPUT,
+    VideoError: EXIT_BAD_INPUT,
     ClusterError: EXIT_FAILED,
     WeightsError: EXIT_MISSING_WEIGHTS,
 }
@@ -122,6 +125,8 @@ def run_render(args: argparse.Namespace) -> int:
         raise JobSpecError("no images given", hint="styled render CONTENT STYLE -o OUT (or --job FILE)")
     source = str(args.job) if args.job else "command line"
     spec = build_job_spec(data, source=source, lines=lines)
+    if spec.content is not None and _is_clip(relative_to(base)("content", spec.content)):
+        return _render_clip(args, spec, lines, base, source)
     _check_output_suffix(args.output)
     job = load_job(spec, relative_to(base), name=args.output.stem)
     load_tensorflow()  # only now, and quietly: bad input above is reported without the wait
@@ -138,6 +143,54 @@ def run_render(args: argparse.Namespace) -> int:
     atomic_write_json(args.output.with_suffix(".json"), result.report())
     print(f"wrote {args.output} ({result.iterations} iterations in {result.seconds:.1f} s, "
           f"loss {result.losses.get('total', 0.0):.4g})", file=sys.stderr)
+    return EXIT_OK
+
+
+def _is_clip(path: Path) -> bool:
+    from styled.video import is_clip
+
+    return is_clip(path)
+
+
+def _render_clip(args: argparse.Namespace, spec, lines: dict[str, int], base: Path, source: str) -> int:
+    """``styled render clip.mp4 painting.jpg -o out.mp4``: frames kept in a hidden folder beside OUT
+    until the clip is written, so that running the same command again resumes an interrupted clip."""
+    from styled.engine.job import relative_to
+    from styled.io.files import atomic_write_json
+    from styled.video import DEFAULT_MAX_VIDEO_FRAMES, VIDEO_SUFFIXES, require_video_libraries
+
+    if args.output.suffix.lower() not in VIDEO_SUFFIXES:
+        raise VideoError(f"the content is a clip, so the result is one too; cannot write '{args.output.suffix}'",
+                         where=str(args.output), hint=f"use one of {', '.join(VIDEO_SUFFIXES)}")
+    require_video_libraries()
+    from styled.io.images import DEFAULT_MAX_PIXELS
+    from styled.video.render import FrameStore, load_clip_job, render_clip, write_result
+
+    clip_job = load_clip_job(spec, relative_to(base), name=args.output.stem, max_pixels=DEFAULT_MAX_PIXELS,
+                             max_frames=DEFAULT_MAX_VIDEO_FRAMES)
+    clip_job.check_output(args.output)
+    load_tensorflow()
+    from styled.plugins.manager import make_plugin_manager, validate_job
+
+    plugins = make_plugin_manager(args.plugins_dir)
+    clip_job = dataclasses.replace(clip_job, job=validate_job(plugins, clip_job.job, relative_to(base), lines=lines,
+                                                             source=source))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    store = FrameStore(args.output.with_name(f".{args.output.name}.frames"))
+    from styled.engine.types import RenderOptions
+
+    with ProgressBar(enabled=not args.quiet) as bar:
+        result = render_clip(clip_job, plugins, store, RenderOptions(on_progress=bar.update))
+    frames = args.output.with_name(f"{args.output.stem}_frames") if spec.frames else None
+    warnings = write_result(result, args.output, frames)
+    report = result.report()
+    if warnings:
+        report["warnings"] = warnings
+    atomic_write_json(args.output.with_suffix(".json"), report)
+    store.remove()
+    per_frame = report["seconds_per_frame"]
+    print(f"wrote {args.output} ({len(result.records)} frames in {result.seconds:.1f} s"
+          + (f", {per_frame:.1f} s per frame" if per_frame else "") + ")", file=sys.stderr)
     return EXIT_OK
 
 
@@ -167,6 +220,9 @@ class ProgressBar:
     def update(self, progress) -> None:
         if not self.enabled:
             return
+        if progress.frames:
+            self._update_frames(progress)
+            return
         from tqdm import tqdm
 
         from styled.engine.types import clock
@@ -181,6 +237,20 @@ class ProgressBar:
         tile = f"tile {progress.tile}/{progress.tiles}, " if progress.tiles and progress.tile < progress.tiles else ""
         self._bar.set_postfix_str(f"{tile}loss {progress.loss:.4g}, total eta {eta}", refresh=progress.tiles > 0)
         self._bar.update(progress.iteration - self._bar.n)
+
+    def _update_frames(self, progress) -> None:
+        """A clip: one bar of frames; the frame's scale, iteration and loss beside it."""
+        from tqdm import tqdm
+
+        from styled.engine.types import clock
+
+        if self._bar is None:
+            self._bar = tqdm(total=progress.frames, unit="frame", leave=True, dynamic_ncols=True,
+                             desc=f"frames {progress.width}x{progress.height}")
+        self._bar.set_postfix_str(f"frame {progress.frame}: scale {progress.scale}/{progress.scales}, iteration "
+                                  f"{progress.iteration}/{progress.iterations}, loss {progress.loss:.4g}, "
+                                  f"total eta {clock(progress.eta)}", refresh=False)
+        self._bar.update(progress.frame - 1 - self._bar.n)
 
 
 # --- plugins ------------------------------------------------------------------------------------

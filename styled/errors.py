@@ -102,13 +102,17 @@ class ClusterError(StyledError, kind="cluster"):
     """The Dask cluster cannot be reached or started, or a worker cannot see the spool."""
 
 
+class VideoError(StyledError, kind="video"):
+    """A clip cannot be read or written: not a video, no video stream, over a limit, a variable frame rate."""
+
+
 class RenderFailed(StyledError, kind="render"):
     """The engine raised something that is not a StyledError: a bug, or the device gave up."""
 
 
 ERROR_TYPES: tuple[type[StyledError], ...] = (
     JobSpecError, ConfigError, ImageError, WeightsError, DeviceError, PluginError, FileKindError, SpoolError,
-    PoisonJobError, RenderFailed, MemoryBudgetError, ClusterError,
+    PoisonJobError, RenderFailed, MemoryBudgetError, ClusterError, VideoError,
 )
 
 

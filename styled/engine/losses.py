@@ -124,5 +124,25 @@ def tv_term(weight: float) -> LossTerm:
     return LossTerm.tiled("tv", weight, Tiling(partial, combine))
 
 
+def temporal_term(weight: float, targets: Callable[[Window], tuple]) -> LossTerm:
+    """Temporal consistency of a video frame (Ruder et al. 2016, eq. 7 with the long-term sum of eq. 9).
+
+    Σⱼ (1/D) Σ cⱼ·(x − ωⱼ)², with D the number of pixel values and ωⱼ an earlier result warped into
+    this frame. ``targets(window)`` gives, per earlier frame, the warped result and its weights c
+    (broadcast over the channels) at the window's core.
+    """
+
+    def partial(image: tf.Tensor, features: Mapping[str, tf.Tensor], window: Window, goal: tuple) -> tuple:
+        core = window.core_of(image)
+        total = tf.add_n([tf.reduce_sum(weights * tf.square(core - warped))
+                          for warped, weights in zip(goal[0::2], goal[1::2])])
+        return total, _count(core)
+
+    def combine(sums: tuple) -> tf.Tensor:
+        return sums[0] / sums[1]
+
+    return LossTerm.tiled("temporal", weight, Tiling(partial, combine, targets))
+
+
 def _count(values: tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.size(values), tf.float32)

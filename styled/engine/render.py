@@ -30,11 +30,17 @@ def render(job: Job, plugins: pluggy.PluginManager, options: RenderOptions | Non
     options = options or RenderOptions()
     call_notification(plugins.hook.job_started, job=job)
     try:
-        job = fold(plugins.hook.prepare_job, "job", job)
-        result = RENDERERS[job.spec.method](job, plugins, options)
+        result = render_frame(job, plugins, options)
     except Exception as error:
         call_notification(plugins.hook.job_failed, job_name=job.name, error=error)
         raise
     if not result.interrupted:
         call_notification(plugins.hook.job_finished, job=job, result=result)
     return result
+
+
+def render_frame(job: Job, plugins: pluggy.PluginManager, options: RenderOptions) -> Result:
+    """Render ``job`` without the start, finish and failure notifications: one frame of a clip,
+    whose notifications are the clip's (styled.video.render)."""
+    job = fold(plugins.hook.prepare_job, "job", job)
+    return RENDERERS[job.spec.method](job, plugins, options)

@@ -58,6 +58,15 @@ MAX_STYLE_SCALE = 8.0
 METHODS = ("gatys", "adain")
 INITS = ("content", "noise", "style", "adain")
 BIT_DEPTHS = (8, 16)
+#: Video (docs/video.md). The temporal weight was chosen with benchmarks/video.py: it cuts the
+#: temporal error of per-frame styling more than fivefold for a style loss within 20 % of it.
+DEFAULT_TEMPORAL_WEIGHT = 200.0
+#: Ruder et al. give the first frame 2000 iterations and the others 1000; styled keeps the ratio.
+FIRST_FRAME_FACTOR = 2
+#: OpenCV's DIS presets, fastest first (styled.video.flow; docs/video.md measures them).
+FLOW_PRESETS = ("ultrafast", "fast", "medium")
+MAX_TEMPORAL_OFFSET = 16
+MAX_FPS = 240.0
 JOB_FILE_WHAT = "job file"
 
 
@@ -89,6 +98,17 @@ def _weighted_layers(value: Any) -> tuple[tuple[str, float], ...]:
     return tuple((name, 1.0) for name in vgg_layers(value))
 
 
+def _frame_offsets(value: Any) -> tuple[int, ...]:
+    """``[1]`` or ``[1, 2, 4]``: how many frames back each temporal term looks, increasing."""
+    items = [value] if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(items, list) or not items:
+        raise Invalid(f"must be a list of frame offsets such as [1] or [1, 2, 4], got {short(value)}")
+    offsets = tuple(integer(1, MAX_TEMPORAL_OFFSET)(item) for item in items)
+    if list(offsets) != sorted(set(offsets)) or offsets[0] != 1:
+        raise Invalid(f"must start at 1 and increase, such as [1, 2, 4], got {short(value)}")
+    return offsets
+
+
 def _bit_depth(value: Any) -> int:
     if value not in BIT_DEPTHS or isinstance(value, bool):
         raise Invalid(f"must be 8 or 16, got {short(value)}")
@@ -118,7 +138,8 @@ class JobSpec:
     style: tuple[str, ...] = setting((), _file_names, "one style image or a list", path=True, shown="—")
     style_blend: tuple[float, ...] = setting(
         (), _positive_list, "one weight per style image; their Gram matrices are blended", shown="equal")
-    output: str = setting("result.png", text, "daemon: the result's file name (`.png`, `.jpg`, `.tif`)")
+    output: str = setting("result.png", text, "daemon: the result's file name (`.png`, `.jpg`, `.tif`; a video's "
+                          "`.mp4`, `.mov`, `.mkv`, `.webm`, `.gif`, else the clip's own)")
     method: str = setting("gatys", one_of(*METHODS),
                           "`gatys` (optimisation) or `adain` (feed-forward, docs/adain.md)")
     size: int = setting(DEFAULT_SIZE, integer(MIN_SIZE, MAX_SIZE),
@@ -172,6 +193,22 @@ class JobSpec:
                                     "forces square tiles of that many pixels (plus a halo)", shown="auto")
     alpha: float = setting(1.0, number(0.0, 1.0), "AdaIN: how much style (0 gives the photo back through the decoder)")
     bit_depth: int = setting(8, _bit_depth, "8 or 16 for PNG and TIFF output")
+    temporal_weight: float = setting(DEFAULT_TEMPORAL_WEIGHT, number(0.0),
+                                     "video: holds each frame to the previous result warped by the optical flow, "
+                                     "where the flow is reliable; 0 styles frames alone (docs/video.md)")
+    temporal_frames: tuple[int, ...] = setting((1,), _frame_offsets, "video: the earlier frames the temporal "
+                                               "term looks back to; `[1, 2, 4]` adds Ruder et al.'s long-term "
+                                               "terms", shown="[1]")
+    first_frame_iterations: int | None = setting(None, integer(0), "video: iterations of the first frame's final "
+                                                 "scale; later frames start from the one before",
+                                                 shown="2 × iterations")
+    temporal_blend: float = setting(0.0, number(0.0, 1.0), "video with `method: adain`: how much of the previous "
+                                    "frame, warped, each frame keeps where the flow is reliable (0: none)")
+    flow_preset: str = setting("medium", one_of(*FLOW_PRESETS),
+                               "video: OpenCV DIS optical-flow preset (docs/video.md measures them)")
+    fps: float | None = setting(None, number(0.0, MAX_FPS, exclusive_min=True),
+                                "video from a folder of numbered frames: frames per second", shown="24")
+    frames: bool = setting(False, boolean, "video: also deliver the stylised frames as PNGs")
     plugins: Mapping[str, Mapping[str, Any]] = setting(None, _plugin_table, "`{name: {options}}`, see docs/plugins.md",
                                                        factory=dict)
 
@@ -198,6 +235,16 @@ class JobSpec:
                    else self.coarse_iterations for index in range(len(sizes))]
         return tuple(_print_share(count, side) for count, side in zip(planned, sizes))
 
+    def first_frame(self) -> JobSpec:
+        """The spec of a clip's first frame: ``first_frame_iterations`` at the final scale, and the
+        coarser scales' iterations raised in the same proportion."""
+        iterations = (self.first_frame_iterations if self.first_frame_iterations is not None
+                      else FIRST_FRAME_FACTOR * self.iterations)
+        coarse = self.coarse_iterations
+        if coarse is not None and self.iterations:
+            coarse = round(coarse * iterations / self.iterations)
+        return dataclasses.replace(self, iterations=iterations, coarse_iterations=coarse)
+
     def blend_weights(self) -> tuple[float, ...]:
         """Normalised weights of the style images (equal unless ``style_blend`` says otherwise)."""
         raw = self.style_blend or (1.0,) * len(self.style)
@@ -211,6 +258,7 @@ class JobSpec:
         data["style_blend"] = list(self.style_blend)
         data["content_layers"] = list(self.content_layers)
         data["style_layers"] = {name: weight for name, weight in self.style_layers}
+        data["temporal_frames"] = list(self.temporal_frames)
         data["plugins"] = {name: dict(opts) for name, opts in self.plugins.items()}
         return data
 

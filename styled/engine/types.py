@@ -189,6 +189,20 @@ class ScaleJob:
 
 
 @dataclass(frozen=True)
+class TemporalTargets:
+    """What a video frame is held to by Ruder et al.'s temporal term (``Job.extras["temporal"]``).
+
+    Each of ``warped`` is an earlier frame's result warped into this frame by the optical flow,
+    (H, W, 3) in [0, 1] at the output size; its ``weights`` (H, W) are the per-pixel weights c of
+    Ruder, Dosovitskiy & Brox (GCPR 2016, eq. 7-9): 0 where the flow is unreliable (disocclusions,
+    motion boundaries). The frame starts from ``warped[0]`` where ``weights[0]`` is 1.
+    """
+
+    warped: tuple[np.ndarray, ...]
+    weights: tuple[np.ndarray, ...]
+
+
+@dataclass(frozen=True)
 class Progress:
     """One optimiser iteration, as reported to progress bars and the daemon's progress.json."""
 
@@ -207,6 +221,9 @@ class Progress:
     #: Tiled scales report within an iteration too: tile passes done of ``tiles`` (two per tile).
     tile: int = 0
     tiles: int = 0
+    #: A video reports the frame being rendered (1-based) of ``frames``; 0 for a still.
+    frame: int = 0
+    frames: int = 0
 
     @property
     def fraction(self) -> float:

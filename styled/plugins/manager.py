@@ -37,7 +37,7 @@ from styled.settings import Invalid, located, suggest
 log = logging.getLogger(__name__)
 
 #: Built-in behaviour is registered like any plugin (datasette's DEFAULT_PLUGINS): name -> module.
-DEFAULT_PLUGINS = {"gatys": "styled.plugins.builtin.gatys"}
+DEFAULT_PLUGINS = {"gatys": "styled.plugins.builtin.gatys", "temporal": "styled.plugins.builtin.temporal"}
 #: The Berger & Memisevic (ICLR 2017) extras, in styled.plugins.builtin like the built-in terms.
 FIRST_PARTY_PACKAGE = "styled.plugins.builtin"
 FIRST_PARTY_PLUGINS = ("long_range", "symmetry", "inpainting", "season_transfer")
