@@ -71,6 +71,20 @@ def write_extras(folder: Path, job: Job, result: Result) -> list[str]:
     return warnings
 
 
+def write_clip_extras(folder: Path, job: Job, first_result: np.ndarray,
+                      records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """A clip's sheet.png (its first frame) and loss.png (the loss and temporal error per frame)."""
+    warnings = []
+    for name, write in ((SHEET_FILE, lambda path: save_contact_sheet(path, job, first_result)),
+                        (LOSS_PLOT_FILE, lambda path: save_frame_plot(path, records))):
+        try:
+            write(folder / name)
+        except Exception as error:  # noqa: BLE001 - see write_extras
+            log.warning("could not draw %s: %s", name, error)
+            warnings.append(f"{name}: {type(error).__name__}: {error}")
+    return warnings
+
+
 # --- contact sheet ------------------------------------------------------------------------------
 
 
@@ -165,6 +179,36 @@ def loss_series(history: Sequence[Mapping[str, float]]) -> dict[int, tuple[list[
         steps.append(step)
         totals.append(float(entry["total"]))
     return series
+
+
+def frame_figure(records: Sequence[Mapping[str, Any]]):
+    """A clip's final total loss per frame and, on a second axis, its temporal error."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    figure = Figure(figsize=LOSS_FIGURE_INCHES, dpi=LOSS_FIGURE_DPI)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    frames = [record["frame"] for record in records]
+    axes.plot(frames, [record["losses"].get("total", 0.0) for record in records], color="tab:blue")
+    axes.set_xlabel("frame")
+    axes.set_ylabel("final total loss", color="tab:blue")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    errors = [(record["frame"], record["temporal_error"]) for record in records if record.get("temporal_error") is not None]
+    if errors:
+        twin = axes.twinx()
+        twin.plot(*zip(*errors), color="tab:orange")
+        twin.set_ylabel("temporal error (reliable pixels)", color="tab:orange")
+    axes.set_title("loss and temporal error per frame")
+    figure.subplots_adjust(**{**LOSS_FIGURE_MARGINS, "right": 0.86})
+    return figure
+
+
+def save_frame_plot(path: Path, records: Sequence[Mapping[str, Any]]) -> None:
+    buffer = io.BytesIO()
+    frame_figure(records).savefig(buffer, format="png")
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def save_loss_plot(path: Path, history: Sequence[Mapping[str, float]], scale_sizes: Sequence[int] = ()) -> None:

@@ -18,10 +18,11 @@ LAYERS = {
     "styled.engine": 3,
     "styled.plugins": 4,
     "styled.report": 4,
-    "styled.daemon": 5,
-    "styled.cli": 6,
-    "styled.__main__": 6,
-    "styled": 6,  # the public facade, styled/__init__.py
+    "styled.video": 5,
+    "styled.daemon": 6,
+    "styled.cli": 7,
+    "styled.__main__": 7,
+    "styled": 7,  # the public facade, styled/__init__.py
 }
 
 

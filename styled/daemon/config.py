@@ -19,6 +19,7 @@ from styled.nets.devices import device_name
 from styled.settings import Field, Invalid, check_table, located, setting, table
 from styled.settings.rules import integer, listed, mapping, number, one_of, optional, short
 from styled.settings.sources import load_mapping
+from styled.video import DEFAULT_MAX_VIDEO_FRAMES
 
 #: A file must keep its size and mtime this long before it is taken: long enough for a copy over a
 #: LAN share to show progress, short enough that a dropped job starts promptly.
@@ -180,6 +181,8 @@ class DaemonConfig:
                                 "crashes a job may cause before it goes to `failed/` as a poison job")
     max_image_pixels: int = setting(DEFAULT_MAX_IMAGE_PIXELS, integer(1),
                                     "images with more pixels (width x height) are refused")
+    max_video_frames: int = setting(DEFAULT_MAX_VIDEO_FRAMES, integer(1),
+                                    "clips with more frames are refused (each frame is a render; docs/video.md)")
     max_spec_bytes: int = setting(DEFAULT_MAX_SPEC_BYTES, integer(MIN_SPEC_BYTES),
                                   "larger specs are refused without being parsed")
     max_size: int | None = setting(None, integer(MIN_SIZE, MAX_SIZE),

@@ -36,12 +36,16 @@ from styled.errors import (
     error_from_dict,
 )
 from styled.io.files import LeftOut, atomic_write_json
+from styled.video import VIDEO_SUFFIXES, is_clip, video_output_name
 
 if TYPE_CHECKING:  # pragma: no cover
     from styled.engine.job import Job
+    from styled.video.render import ClipJob, ClipResult
 
 log = logging.getLogger(__name__)
 
+#: work/NAME/frames/: a clip's finished frames (styled.video.store), kept until it is delivered.
+FRAMES_STORE_DIR = "frames"
 DELIVERED, FAILED, INTERRUPTED, SKIPPED, ABANDONED = "delivered", "failed", "interrupted", "skipped", "abandoned"
 
 
@@ -82,7 +86,10 @@ def percent_done(progress: Progress) -> float:
     if progress.eta is not None and progress.elapsed + progress.eta > 0:
         return 100.0 * progress.elapsed / (progress.elapsed + progress.eta)
     within = progress.fraction / progress.iterations if progress.iterations else 1.0
-    return 100.0 * ((progress.scale - 1) + within) / max(progress.scales, 1)
+    in_frame = ((progress.scale - 1) + within) / max(progress.scales, 1)
+    if progress.frames:
+        return 100.0 * ((progress.frame - 1) + in_frame) / progress.frames
+    return 100.0 * in_frame
 
 
 class ProgressTracker:
@@ -96,11 +103,13 @@ class ProgressTracker:
     def __call__(self, progress: Progress) -> None:
         percent = percent_done(progress)
         tile = f", tile {progress.tile}/{progress.tiles}" if progress.tiles else ""
-        summary = (f"scale {progress.scale}/{progress.scales}, iteration {progress.iteration}/"
+        frame = f"frame {progress.frame}/{progress.frames}, " if progress.frames else ""
+        summary = (f"{frame}scale {progress.scale}/{progress.scales}, iteration {progress.iteration}/"
                    f"{progress.iterations}{tile}, {percent:.0f}%, loss {progress.loss:.4g}, ETA {clock(progress.eta)}")
         self.board.set(self.worker, f"{self.name}: {summary}")
         now = time.monotonic()
-        final = progress.scale == progress.scales and progress.iteration == progress.iterations
+        final = (progress.scale == progress.scales and progress.iteration == progress.iterations
+                 and progress.frame == progress.frames)
         if final or now - self._last_write >= self.config.progress_seconds:
             self._last_write = now
             self.write(progress, percent)
@@ -117,6 +126,7 @@ class ProgressTracker:
             "loss": progress.loss if math.isfinite(progress.loss) else None, "terms": dict(progress.terms),
             "percent": round(percent, 1), "elapsed": round(progress.elapsed, 3),
             "eta": None if progress.eta is None else round(progress.eta, 3), "updated": now_iso(),
+            "frame": progress.frame, "frames": progress.frames,
         })
 
 
@@ -128,6 +138,8 @@ class Prepared:
     library_files: tuple[tuple[str, Path], ...]
     #: What the daemon changed (limits clamped), for the report's warnings.
     notes: tuple[str, ...] = ()
+    #: A job whose content is a clip (docs/video.md); ``job`` is then its first frame's.
+    clip: ClipJob | None = None
 
 
 class JobRunner:
@@ -144,7 +156,9 @@ class JobRunner:
         return functools.cache(load_backbone)
 
     def run(self, work: WorkJob) -> str:
-        """Render and deliver; return DELIVERED, FAILED, INTERRUPTED, SKIPPED or ABANDONED."""
+        """Render and deliver; return #: work/NAME/frames/: a clip's finished frames (styled.video.store), kept until it is delivered.
+FRAMES_STORE_DIR = "frames"
+DELIVERED, FAILED, INTERRUPTED, SKIPPED or ABANDONED."""
         try:
             state = work.state()
         except (OSError, ValueError, TypeError):
@@ -160,7 +174,7 @@ class JobRunner:
             if self.context.stop.is_set():
                 work.update(status=Status.QUEUED, attempts=max(0, state.attempts - 1))
                 return SKIPPED
-            result = self._render(work, state, prepared.job)
+            result = self._render(work, state, prepared)
         except StyledError as error:
             return self._fail(work, state, public_error(error, work, state))
         except Exception as error:  # noqa: BLE001 - one job's bug must not take the worker down
@@ -208,12 +222,15 @@ class JobRunner:
         _check_spec_file(work, spec_path, state)
         data, lines = load_job_file(spec_path, max_bytes=config.max_spec_bytes)
         spec = build_job_spec(merge_defaults(state.defaults, data), source=str(spec_path), lines=lines)
-        check_output_name(spec.output, _output_suffixes(), str(spec_path), lines.get("output"),
-                          reserved=_reserved_names())
+        roots = [work.job_dir, *config.library]
+        clip = spec.content is not None and is_clip(confine(spec.content, roots, key="content", where=str(spec_path),
+                                                            line=lines.get("content"), flat=state.kind == LOOSE))
+        output = video_output_name(spec.output, Path(spec.content)) if clip else spec.output
+        check_output_name(output, VIDEO_SUFFIXES if clip else _output_suffixes(), str(spec_path),
+                          lines.get("output"), reserved=_reserved_names())
         self._check_device(spec.device, str(spec_path), lines.get("device"))
         spec, notes = apply_limits(spec, config, source=str(spec_path), lines=lines)
         spec = dataclasses.replace(spec, device=self.device)
-        roots = [work.job_dir, *config.library]
         library_files: list[tuple[str, Path]] = []
 
         left_out = {item["path"]: LeftOut(**item) for item in state.left_out}
@@ -230,11 +247,29 @@ class JobRunner:
                 library_files.append((value, path))
             return path
 
+        if clip:
+            return self._prepare_clip(spec, resolve, state, config, (lines, str(spec_path)), library_files, notes)
         job = load_job(spec, resolve, name=state.name, max_pixels=config.max_image_pixels)
         # Plugin options are checked like any spec key, and their paths (an inpainting mask) go
         # through the same confinement as the job's images.
         job = validate_job(make_plugin_manager(config.plugins_dir), job, resolve, lines=lines, source=str(spec_path))
         return Prepared(job, tuple(library_files), tuple(notes))
+
+    def _prepare_clip(self, spec, resolve, state: JobState, config: DaemonConfig, origin: tuple[dict, str],
+                      library_files: list[tuple[str, Path]], notes: list[str]) -> Prepared:
+        """A clip: opened and checked (frames, size, frame rate, audio) before anything renders."""
+        from styled.plugins.manager import make_plugin_manager, validate_job
+        from styled.video import require_video_libraries
+
+        require_video_libraries()
+        from styled.video.render import load_clip_job
+
+        lines, source = origin
+        clip_job = load_clip_job(spec, resolve, name=state.name, max_pixels=config.max_image_pixels,
+                                 max_frames=config.max_video_frames)
+        clip_job.check_output(Path(clip_job.output_name()))
+        job = validate_job(make_plugin_manager(config.plugins_dir), clip_job.job, resolve, lines=lines, source=source)
+        return Prepared(job, tuple(library_files), tuple(notes), clip=dataclasses.replace(clip_job, job=job))
 
     def _check_device(self, wanted: str, where: str, line: int | None) -> None:
         if not device_matches(wanted, self.device):
@@ -256,19 +291,18 @@ class JobRunner:
         if write_preview(job, work.preview_path) is not None:
             log.info("preview %s -> %s", job.name, work.preview_path)
 
-    def _render(self, work: WorkJob, state: JobState, job: Job) -> Result:
+    def _render(self, work: WorkJob, state: JobState, prepared: Prepared) -> Result | ClipResult:
         from styled.engine.render import render
         from styled.plugins.manager import make_plugin_manager
 
         config = self.context.config()
-        resume = self._load_checkpoint(work, state.name)
+        job = prepared.job
+        resume = None if prepared.clip else self._load_checkpoint(work, state.name)
+        point = self._resume_point(work, prepared, resume)
         changes: dict[str, Any] = {"status": Status.RENDERING}
-        if resume is not None:
-            point = {"scale": resume.scale_index + 1, "iteration": resume.state.iteration,
-                     "iterations_done": len(resume.history) + resume.state.iteration, "at": now_iso()}
+        if point is not None:
             changes["resumed_from"] = (*state.resumed_from, point)
-            log.info("resuming %s from its checkpoint at scale %d, iteration %d", state.name,
-                     point["scale"], point["iteration"])
+            log.info("resuming %s from %s", state.name, describe_point(point))
         state = work.update(**changes)  # before the render, so that a crash counts as an attempt
         if not self.context.stop.is_set():
             self._write_preview(work, job)
@@ -279,9 +313,25 @@ class JobRunner:
                                 should_stop=self.context.stop.is_set, resume=resume, backbones=self.backbones,
                                 memory_share=self.context.memory_share)
         try:
+            if prepared.clip is not None:
+                from styled.video.render import render_clip
+
+                return render_clip(prepared.clip, make_plugin_manager(config.plugins_dir), _frame_store(work), options)
             return render(job, make_plugin_manager(config.plugins_dir), options)
         finally:
             self.context.board.set(self.worker, None)
+
+    def _resume_point(self, work: WorkJob, prepared: Prepared, resume: Checkpoint | None) -> dict[str, Any] | None:
+        """Where this attempt picks up: a checkpoint's scale and iteration, or a clip's first unfinished frame."""
+        if prepared.clip is not None:
+            from styled.video.render import fingerprint
+
+            finished = _frame_store(work).open(fingerprint(prepared.clip))
+            return {"frame": finished + 1, "at": now_iso()} if finished else None
+        if resume is None:
+            return None
+        return {"scale": resume.scale_index + 1, "iteration": resume.state.iteration,
+                "iterations_done": len(resume.history) + resume.state.iteration, "at": now_iso()}
 
     def _load_checkpoint(self, work: WorkJob, name: str) -> Checkpoint | None:
         if not work.checkpoint_path.exists():
@@ -301,16 +351,20 @@ class JobRunner:
 
         return save
 
-    def _interrupted(self, work: WorkJob, result: Result) -> str:
-        checkpoint = result.checkpoint
+    def _interrupted(self, work: WorkJob, result: Result | ClipResult) -> str:
+        checkpoint = getattr(result, "checkpoint", None)
         if checkpoint is not None:
             checkpoint.save(work.checkpoint_path)
         state = work.state()
         # A clean stop is not a crash: give the attempt back so it does not count towards poison.
         work.update(status=Status.INTERRUPTED, attempts=max(0, state.attempts - 1))
-        where = (f"scale {checkpoint.scale_index + 1}, iteration {checkpoint.state.iteration}"
-                 if checkpoint is not None else "the start")
-        log.info("interrupted %s at %s; checkpoint saved, it resumes at the next start", state.name, where)
+        if checkpoint is not None:
+            where = f"scale {checkpoint.scale_index + 1}, iteration {checkpoint.state.iteration}; checkpoint saved"
+        elif hasattr(result, "records"):
+            where = f"frame {len(result.records) + 1}; the finished frames are kept"
+        else:
+            where = "the start"
+        log.info("interrupted %s at %s; it resumes at the next start", state.name, where)
         self.context.count(INTERRUPTED)
         return INTERRUPTED
 
@@ -345,14 +399,30 @@ class JobRunner:
         from styled.report import REPORT_FILE, build_report, write_extras, write_report
 
         job = prepared.job
-        save_image(folder / job.spec.output, result.image, alpha=result.alpha, bit_depth=job.spec.bit_depth)
-        warnings = [*prepared.notes, *left_out_notes(state), *write_extras(folder, job, result)]
+        if prepared.clip is not None:
+            notes = self._fill_clip(folder, prepared, result)
+        else:
+            save_image(folder / job.spec.output, result.image, alpha=result.alpha, bit_depth=job.spec.bit_depth)
+            notes = write_extras(folder, job, result)
+        warnings = [*prepared.notes, *left_out_notes(state), *notes]
         self.context.spool.copy_inputs(work, folder / INPUTS_DIR)
         _copy_library_files(prepared.library_files, folder / INPUTS_DIR / LIBRARY_INPUTS_DIR)
         report = build_report(result, job_info(state), inputs=_input_names(job))
         if warnings:
             report["warnings"] = warnings
         write_report(folder / REPORT_FILE, report)
+
+    @staticmethod
+    def _fill_clip(folder: Path, prepared: Prepared, result: ClipResult) -> list[str]:
+        """The clip (audio copied), ``frames/`` when asked for, a sheet of the first frame, and the
+        loss and temporal error per frame."""
+        from styled.report import write_clip_extras
+        from styled.video.render import FRAMES_DIR, write_result
+
+        clip = prepared.clip
+        frames = folder / FRAMES_DIR if clip.spec.frames else None
+        notes = write_result(result, folder / clip.output_name(), frames)
+        return notes + write_clip_extras(folder, clip.job, result.store.load(0), result.records)
 
     def _fail(self, work: WorkJob, state: JobState, error: StyledError) -> str:
         if not work.path.exists():
@@ -374,6 +444,19 @@ def publish_rendered(spool: Spool, work: WorkJob, count: Callable[[str], None]) 
     log.info("done %s -> %s (rendered by %s)", state.name, target, state.worker)
     count(DELIVERED)
     return DELIVERED
+
+
+def _frame_store(work: WorkJob):
+    """Where a clip's finished frames are kept between attempts (work/NAME/frames/)."""
+    from styled.video.store import FrameStore
+
+    return FrameStore(work.path / FRAMES_STORE_DIR)
+
+
+def describe_point(point: dict[str, Any]) -> str:
+    if "frame" in point:
+        return f"frame {point['frame']} (the frames before it are finished)"
+    return f"its checkpoint at scale {point['scale']}, iteration {point['iteration']}"
 
 
 def _check_spec_file(work: WorkJob, spec_path: Path, state: JobState) -> None:

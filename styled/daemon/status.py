@@ -107,7 +107,8 @@ def format_status(status: SpoolStatus, limit: int = RECENT_LIMIT) -> str:
         progress = job["progress"]
         if job["status"] == "rendering" and progress:
             tile = f"  tile {progress['tile']}/{progress['tiles']}" if progress.get("tiles") else ""
-            detail = (f"scale {progress['scale']}/{progress['scales']}  iteration {progress['iteration']}/"
+            frame = f"frame {progress['frame']}/{progress['frames']}  " if progress.get("frames") else ""
+            detail = (f"{frame}scale {progress['scale']}/{progress['scales']}  iteration {progress['iteration']}/"
                       f"{progress['iterations']}{tile}  {progress['percent']:.0f}%  ETA {clock(progress.get('eta'))}"
                       f"  on {job['worker'] or job['device']}")
         else:

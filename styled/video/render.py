@@ -28,7 +28,7 @@ from styled.engine.hooks import call_notification
 from styled.engine.job import Job, Resolver
 from styled.engine.render import render_frame
 from styled.engine.spec import FIRST_FRAME_FACTOR, JobSpec
-from styled.engine.types import Progress, RenderOptions, Result, TemporalTargets
+from styled.engine.types import Progress, RenderOptions, Result, TemporalTargets, versions
 from styled.errors import ImageError, VideoError
 from styled.io.images import Image, load_image, resize_to, save_image
 from styled.plugins.builtin.temporal import EXTRA
@@ -95,13 +95,12 @@ class ClipResult:
     device: str
     precision: str
     interrupted: bool = False
-    #: The last frame's content and result, for the contact sheet.
-    last: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     @property
     def iterations(self) -> int:
         return sum(record["iterations"] for record in self.records)
 
+    @property
     def losses(self) -> dict[str, float]:
         """The mean over frames of each final loss term."""
         names = {name for record in self.records for name in record["losses"]}
@@ -115,10 +114,18 @@ class ClipResult:
             "frames": len(self.records), "resumed_at_frame": self.resumed_at + 1 if self.resumed_at else None,
             "seconds": round(self.seconds, 3), "iterations": self.iterations,
             "seconds_per_frame": round(statistics.median(later), 3) if later else None,
-            "temporal_error": statistics.fmean(errors) if errors else None, "losses": self.losses(),
+            "temporal_error": statistics.fmean(errors) if errors else None, "losses": self.losses,
             "device": self.device, "precision": self.precision, "settings": self.clip_job.spec.to_dict(),
-            "per_frame": self.records,
+            "interrupted": self.interrupted, "versions": clip_versions(), "per_frame": self.records,
         }
+
+
+def clip_versions() -> dict[str, str]:
+    """``versions()`` of a still, and the video libraries'."""
+    import av
+    import cv2
+
+    return {**versions(), "av": av.__version__, "opencv": cv2.__version__}
 
 
 def load_clip_job(spec: JobSpec, resolve: Resolver, *, name: str, max_pixels: int, max_frames: int) -> ClipJob:
@@ -202,7 +209,6 @@ def _render_frames(run: _ClipRun) -> ClipResult:
     height, width = clip_job.job.output_shape(spec.size)
     keep = max(spec.temporal_frames)
     device = precision = ""
-    last = None
     for index, frame in enumerate(read_frames(clip_job.clip)):
         content = resize_to(frame, width, height)
         if index < start:
@@ -216,14 +222,12 @@ def _render_frames(run: _ClipRun) -> ClipResult:
         run.store.save(index, result.image, dataclasses.asdict(dataclasses.replace(
             record, seconds=round(time.monotonic() - began, 3))))
         run.earlier.add(grey(content), result.image, keep)
-        last = (content, result.image)
-    return _clip_result(run, start, device, precision, last=last)
+    return _clip_result(run, start, device, precision)
 
 
-def _clip_result(run: _ClipRun, start: int, device: str, precision: str, *, interrupted: bool = False,
-                 last: tuple[np.ndarray, np.ndarray] | None = None) -> ClipResult:
+def _clip_result(run: _ClipRun, start: int, device: str, precision: str, *, interrupted: bool = False) -> ClipResult:
     return ClipResult(run.clip_job, run.store, run.store.records, start, run.elapsed(), device, precision,
-                      interrupted=interrupted, last=last)
+                      interrupted=interrupted)
 
 
 def fingerprint(clip_job: ClipJob) -> dict[str, Any]:
