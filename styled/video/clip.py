@@ -108,12 +108,14 @@ def _describe(path: Path, container) -> Clip:
     times = sorted(packet.pts for packet in container.demux(stream) if packet.pts is not None and packet.size)
     if not times:
         raise VideoError("the video stream has no frames", where=str(path), key="content")
-    rate = _constant_rate(path, times, stream.time_base)
+    rate = _constant_rate(path, times, stream.time_base, (stream.average_rate, stream.guessed_rate, stream.base_rate))
     return Clip(path, len(times), rate, stream.codec_context.width, stream.codec_context.height, audio)
 
 
-def _constant_rate(path: Path, times: list[int], time_base: Fraction) -> Fraction:
-    """The frame rate, from the frames' presentation times; VideoError when they are not evenly spaced."""
+def _constant_rate(path: Path, times: list[int], time_base: Fraction, declared: tuple) -> Fraction:
+    """The frame rate: the one the stream declares when the frames' presentation times agree with it
+    (to a tick: a millisecond time base cannot hold 24 fps exactly), else the times' own; VideoError
+    when the times are not evenly spaced."""
     steps = np.diff(np.asarray(times, np.int64))
     if len(steps) == 0:
         return Fraction(DEFAULT_FOLDER_FPS)
@@ -123,6 +125,9 @@ def _constant_rate(path: Path, times: list[int], time_base: Fraction) -> Fractio
                          "styled keeps a clip's timing exactly and needs a constant rate", where=str(path),
                          key="content", hint="convert it first, e.g. ffmpeg -i in.mp4 -fps_mode cfr out.mp4")
     mean = Fraction(int(steps.sum()), len(steps)) * time_base
+    for rate in declared:
+        if rate and abs(1 / Fraction(rate) - mean) <= PTS_TOLERANCE * time_base:
+            return Fraction(rate)
     return (1 / mean).limit_denominator(1001)
 
 
