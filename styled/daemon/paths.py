@@ -43,7 +43,7 @@ def check_output_name(value: str, suffixes: Iterable[str], where: str | None = N
         raise SpoolError(f"output {value!r} is the name of a file that comes with every result", where=where,
                          key="output", line=line, hint="choose another name, such as result.png")
     if path.suffix.lower() not in suffixes:
-        raise SpoolError(f"cannot write {path.suffix or 'files without a suffix'!r} images", where=where,
+        raise SpoolError(f"cannot write {path.suffix or 'files without a suffix'!r} results", where=where,
                          key="output", line=line, hint=f"use one of {', '.join(sorted(suffixes))}")
     return value
 

@@ -33,10 +33,12 @@ def is_clip(path: Path) -> bool:
 
 
 def video_output_name(output: str, content: Path) -> str:
-    """``output`` when it names a video container; else its stem with the clip's suffix (``.mp4`` for
-    a folder of frames): a clip's result is a clip."""
-    suffix = Path(output).suffix.lower()
-    if suffix in VIDEO_SUFFIXES:
+    """A clip's result is a clip: an ``output`` that names an image (the default ``result.png``)
+    takes the clip's own suffix (``.mp4`` for a folder of frames); any other is kept as given, so
+    an unknown one is refused by name."""
+    from styled.io.images import SAVE_FORMATS
+
+    if Path(output).suffix.lower() not in SAVE_FORMATS:
         return output
     own = content.suffix.lower()
     return str(Path(output).with_suffix(own if own in VIDEO_SUFFIXES else DEFAULT_VIDEO_SUFFIX))
