@@ -23,7 +23,6 @@ from daemon_support import (
     wait_for,
     work_state,
     write_config,
-    write_job_folder,
     write_loose_spec,
 )
 from styled.io.images import save_image
