@@ -68,6 +68,8 @@ FLOW_PRESETS = ("ultrafast", "fast", "medium")
 MAX_TEMPORAL_OFFSET = 16
 MAX_FPS = 240.0
 JOB_FILE_WHAT = "job file"
+NO_STYLE_MESSAGE = "a job needs at least one style image"
+NO_STYLE_HINT = "add 'style: painting.jpg'"
 
 
 def _tile_size(value: Any) -> int | None:
@@ -305,9 +307,8 @@ def load_job_file(path: Path, max_bytes: int | None = None) -> tuple[dict[str, A
 
 
 def _check_consistency(spec: JobSpec, source: str | None, lines: Mapping[str, int]) -> None:
-    if not spec.style:
-        raise JobSpecError("a job needs at least one style image", where=source, key="style",
-                           hint="add 'style: painting.jpg'")
+    if not spec.style and not spec.plugins:  # a plugin may bring its own (styled.plugins.manager checks)
+        raise JobSpecError(NO_STYLE_MESSAGE, where=source, key="style", hint=NO_STYLE_HINT)
     if spec.style_blend and len(spec.style_blend) != len(spec.style):
         raise JobSpecError(
             f"has {len(spec.style_blend)} weights for {len(spec.style)} style images",

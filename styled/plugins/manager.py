@@ -28,8 +28,8 @@ from typing import Any
 import pluggy
 
 from styled.engine.job import Job
-from styled.engine.spec import JobSpec
-from styled.errors import PluginError
+from styled.engine.spec import NO_STYLE_HINT, NO_STYLE_MESSAGE, JobSpec
+from styled.errors import JobSpecError, PluginError
 from styled.plugins import hookspecs
 from styled.plugins.schema import PluginSchema, Resolver
 from styled.settings import Invalid, located, suggest
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 DEFAULT_PLUGINS = {"gatys": "styled.plugins.builtin.gatys", "temporal": "styled.plugins.builtin.temporal"}
 #: The Berger & Memisevic (ICLR 2017) extras, in styled.plugins.builtin like the built-in terms.
 FIRST_PARTY_PACKAGE = "styled.plugins.builtin"
-FIRST_PARTY_PLUGINS = ("long_range", "symmetry", "inpainting", "season_transfer")
+FIRST_PARTY_PLUGINS = ("long_range", "symmetry", "inpainting", "season_transfer", "regions", "scale_control")
 ENTRY_POINT_GROUP = "styled"
 #: Module names that ``plugins_dir`` files are imported under, so they cannot shadow real modules.
 PLUGINS_DIR_PACKAGE = "styled_plugins_dir"
@@ -200,6 +200,9 @@ def validate_job_plugins(pm: pluggy.PluginManager, spec: JobSpec, resolve: Resol
         schema = available[name].schema
         normalised[name] = dict(options) if schema is None else _checked(schema, options, resolve, key, lines,
                                                                          source)
+    if not spec.style and not any(available[name].schema and available[name].schema.brings_styles
+                                  for name in spec.plugins):
+        raise JobSpecError(NO_STYLE_MESSAGE, where=source, key="style", hint=NO_STYLE_HINT)
     return dataclasses.replace(spec, plugins=normalised)
 
 

@@ -27,14 +27,16 @@ Resolver = Callable[[str, str], Path]
 
 
 def Option(name: str, default: Any, help: str, rule: Callable[[Any], Any] = any_value,  # noqa: N802
-           path: bool = False) -> Field:
+           path: bool = False, files: tuple[str, ...] = ()) -> Field:
     """One option under ``plugins: {name: {option: value}}``.
 
     ``rule(value)`` returns the value normalised (it must accept its own output) or raises
     OptionError. A ``path`` option names a file: it is resolved and confined like the spec's
-    images (relative to the job file or the job's folder in the spool) and must exist.
+    images (relative to the job file or the job's folder in the spool) and must exist. ``files``
+    names the keys that hold files inside an option whose value is a list of mappings (each a name
+    or a list of names), resolved, confined and carried with the job the same way.
     """
-    return Field(name, default, rule, help, path=path)
+    return Field(name, default, rule, help, path=path, files=tuple(files))
 
 
 @dataclass(frozen=True)
@@ -42,13 +44,16 @@ class PluginSchema:
     """The name a plugin answers to in a job and the options it accepts.
 
     ``check(options)`` sees every option normalised, defaults filled in, and raises OptionError
-    (with ``key=``) for faults that involve several options.
+    (with ``key=``) for faults that involve several options. ``brings_styles`` marks a plugin whose
+    options name style images (regions), so that a job using it may leave out ``style:``.
     """
 
     name: str
     options: tuple[Field, ...] = ()
     check: Callable[[dict[str, Any]], None] | None = None
     help: str = ""
+    #: The plugin names style images of its own, so a job that turns it on needs no ``style:``.
+    brings_styles: bool = False
 
     def option(self, name: str) -> Field:
         return next(option for option in self.options if option.name == name)
@@ -59,23 +64,30 @@ class PluginSchema:
 
     def files(self, given: Any) -> list[tuple[str, str]]:
         """(dotted key, file name) of every file the raw options ``given`` name, before validation
-        (the daemon carries them with the job): path options holding a name or a list of names."""
+        (the daemon carries them with the job): path options holding a name or a list of names, and
+        the ``files`` keys of nested options."""
         if not isinstance(given, Mapping):
             return []
         found = []
-        for name in self.path_options():
-            value = given.get(name)
-            for item in value if isinstance(value, list) else [value]:
-                if isinstance(item, str) and item:
-                    found.append((f"plugins.{self.name}.{name}", item))
+        for option in self.options:
+            key = f"plugins.{self.name}.{option.name}"
+            if option.path:
+                found.extend((key, item) for item in _names(given.get(option.name)))
+            for index, entry, file_key in _nested(given.get(option.name), option.files):
+                found.extend((f"{key}[{index}].{file_key}", item) for item in _names(entry.get(file_key)))
         return found
 
     def apply(self, given: Mapping[str, Any] | None, resolve: Resolver | None = None) -> dict[str, Any]:
         """``given`` validated, defaults filled in, paths resolved (when ``resolve`` is given)."""
         values = check_table(self.options, dict(given or {}), defaults=True)
-        for name in self.path_options():
-            if values[name] is not None:
-                values[name] = _resolve_path(self.name, name, values[name], resolve)
+        for option in self.options:
+            if option.path and values[option.name] is not None:
+                values[option.name] = _resolve_path(self.name, option.name, values[option.name], resolve)
+            for index, entry, file_key in _nested(values[option.name], option.files):
+                where = f"{option.name}[{index}].{file_key}"
+                value = entry[file_key]
+                entry[file_key] = ([_resolve_path(self.name, where, item, resolve) for item in value]
+                                   if isinstance(value, list) else _resolve_path(self.name, where, value, resolve))
         if self.check is not None:
             self.check(values)
         return values
@@ -94,6 +106,18 @@ class PluginSchema:
         if job.content is None:
             raise self.error(f"{self.name} needs a content image {needed_for}", hint="add 'content: photo.jpg'")
         return job.content
+
+
+def _names(value: Any) -> list[str]:
+    return [item for item in (value if isinstance(value, list) else [value]) if isinstance(item, str) and item]
+
+
+def _nested(value: Any, keys: tuple[str, ...]) -> list[tuple[int, dict, str]]:
+    """(index, entry, key) of each file key present in a list of mappings (nothing for other values)."""
+    if not keys or not isinstance(value, list):
+        return []
+    return [(index, entry, key) for index, entry in enumerate(value) if isinstance(entry, dict)
+            for key in keys if entry.get(key) is not None]
 
 
 def _resolve_path(plugin: str, option: str, value: Any, resolve: Resolver | None) -> str:

@@ -40,8 +40,9 @@ def any_value(value: Any) -> Any:
 class Field:
     """One key of a settings table.
 
-    ``path`` marks a value that names a file, resolved and confined like the job's images.
-    ``shown`` is the default as the docs print it, where the value alone would mislead
+    ``path`` marks a value that names a file, resolved and confined like the job's images;
+    ``files`` the keys that name files inside a nested value (a list of mappings, such as the
+    regions plugin's ``regions``), resolved and confined the same way. ``shown`` is the default as the docs print it, where the value alone would mislead
     (``= iterations``, ``auto``).
     """
 
@@ -51,6 +52,7 @@ class Field:
     help: str = ""
     path: bool = False
     shown: str | None = None
+    files: tuple[str, ...] = ()
 
     def check(self, value: Any) -> Any:
         """The value normalised by the rule (None passes when it is the default)."""

@@ -16,6 +16,10 @@ from styled.io.files import atomic_write_stream
 from styled.video.clip import AUDIO_CONTAINERS
 
 
+#: Test clips' sine tone, well below full scale.
+TONE_AMPLITUDE = 0.2
+
+
 @dataclass(frozen=True)
 class Encoding:
     """How one container is written."""
@@ -142,7 +146,7 @@ def _encode_tone(container, stream, hertz: float, seconds: Fraction) -> None:
     import av
 
     sample_rate = stream.codec_context.sample_rate
-    samples = np.sin(2 * np.pi * hertz * np.arange(int(seconds * sample_rate)) / sample_rate).astype(np.float32)
+    samples = TONE_AMPLITUDE * np.sin(2 * np.pi * hertz * np.arange(int(seconds * sample_rate)) / sample_rate).astype(np.float32)
     chunk = stream.codec_context.frame_size or 1024
     for start in range(0, len(samples), chunk):
         frame = av.AudioFrame.from_ndarray(samples[None, start:start + chunk], format="fltp", layout="mono")

@@ -196,6 +196,8 @@ def render_clip(clip_job: ClipJob, plugins: pluggy.PluginManager, store: FrameSt
     except Exception as error:
         call_notification(plugins.hook.job_failed, job_name=clip_job.job.name, error=error)
         raise
+    if not result.interrupted:
+        call_notification(plugins.hook.job_finished, job=clip_job.job, result=result)
     return result
 
 

@@ -33,10 +33,11 @@ def content_targets(job: ScaleJob, layers: Sequence[str]) -> Callable[[Window], 
 
 @hookimpl
 def register_losses(job: ScaleJob) -> list[LossTerm]:
-    """The built-in terms of Gatys et al.: content (when there is a content image), style and TV."""
+    """The built-in terms of Gatys et al.: content (when there is a content image), style (when the job
+    has style images of its own; a plugin may bring them instead) and TV."""
     spec = job.spec
     layer_weights = dict(spec.style_layers)
-    terms = [style_term(spec.style_weight, layer_weights, style_targets(job, tuple(layer_weights)))]
+    terms = [style_term(spec.style_weight, layer_weights, style_targets(job, tuple(layer_weights)))] if job.styles else []
     if job.content is not None and spec.content_weight > 0:
         terms.insert(0, content_term(spec.content_weight, spec.content_layers, content_targets(job, spec.content_layers)))
     if spec.tv_weight > 0:
