@@ -1,6 +1,6 @@
 """Real-size runs of the first-party plugins: the pictures and numbers of docs/plugins.md.
 
-Usage: python3 benchmarks/plugins_demo.py [long_range symmetry inpainting season_transfer]
+Usage: python3 benchmarks/plugins_demo.py [long_range symmetry inpainting season_transfer regions scale_control]
            [--size 256] [--iterations 200] [--out docs/images/plugins] [--images ../shared/images]
 
 Each demo renders with and without its plugin on the images in ../shared/images, saves a small
@@ -17,6 +17,11 @@ inpainting       a square hole over windows in building.jpg and over bricks in
                  smaller_bricks.jpg, at two scales, with and without long_range: whether every pixel outside the
                  hole of the saved PNG equals the input's, and the normalised cross-correlation of
                  the filling with the photo's own hidden pixels (1 = the structure came back in place).
+regions          tubingen.jpg with a feathered horizon (sky: starry_night, town: the_scream), and with
+                 a feathered circle left to the photo: each region's guided Gram distance to each
+                 painting (relu1_1-relu5_1), before and after; the mean change inside and outside the circle.
+scale_control    tubingen.jpg with the fine layers (relu1_1, relu2_1) of one painting and the coarse
+                 ones of the other, both ways: the distances of each group of layers to each painting.
 season_transfer  tree_summer -> tree_winter and city_day -> city_night, plain Gatys against the
                  plugin: the Fréchet colour distance to the reference, the VGG Gram distance to it
                  (relu1_1-relu3_1), and the correlation of the output's edges with the content's.
@@ -210,6 +215,104 @@ def demo_season_transfer(demo: Demo) -> None:
         demo.panel(f"season_transfer_{content}", pictures)
 
 
+# --- regions and scale_control ------------------------------------------------------------------
+
+REGION_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+#: Soft edges: the horizon's band and the circle's rim fade over this share of the photo's height.
+FEATHER = 0.08
+
+
+def _guided(image: np.ndarray, mask: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    import tensorflow as tf
+
+    from styled.nets.layers import stride_of
+    from styled.plugins.builtin.regions import guided_gram, pooled_guides
+
+    features = _extractor()(tf.constant(image[None], tf.float32), REGION_LAYERS)
+    guides = pooled_guides(np.ones(image.shape[:2], np.float32) if mask is None else mask,
+                           [stride_of(name) for name in REGION_LAYERS])
+    found = {}
+    for name in REGION_LAYERS:
+        product, count = guided_gram(features[name], tf.constant(guides[stride_of(name)][None, ..., None]))
+        found[name] = (product / count).numpy()
+    return found
+
+
+def _gram_distance(a: dict, b: dict, layers=REGION_LAYERS) -> float:
+    return float(np.mean([np.sum((a[k] - b[k]) ** 2) for k in layers]))
+
+
+def _masks(shape: tuple[int, int]) -> dict[str, np.ndarray]:
+    """A feathered horizon (sky = 1 above 40 % of the height) and a feathered centred circle."""
+    height, width = shape
+    rows, columns = np.mgrid[0:height, 0:width].astype(np.float32)
+    band = FEATHER * height
+    sky = np.clip((0.4 * height - rows) / band + 0.5, 0.0, 1.0)
+    radius = np.hypot(rows - height / 2, columns - width / 2)
+    circle = np.clip((0.3 * height - radius) / band + 0.5, 0.0, 1.0)
+    return {"sky": sky, "town": 1.0 - sky, "circle": circle}
+
+
+def demo_regions(demo: Demo) -> None:
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp())
+    photo = load_image(demo.images / "content/tubingen.jpg").pixels
+    masks = _masks(photo.shape[:2])
+    for name, mask in masks.items():
+        save_image(folder / f"{name}.png", np.repeat(mask[..., None], 3, axis=-1))
+    styles = {name: str(demo.images / f"style/{name}.jpg") for name in ("starry_night", "the_scream")}
+    cases = {
+        "sky_and_town": [{"mask": str(folder / "sky.png"), "style": styles["starry_night"]},
+                         {"mask": str(folder / "town.png"), "style": styles["the_scream"]}],
+        "keep_circle": [{"mask": str(folder / "circle.png")}],
+    }
+    targets = {name: _guided(resize_long_side(load_image(Path(path)).pixels, demo.args.size))
+               for name, path in styles.items()}
+    for case, entries in cases.items():
+        data = {"content": "content/tubingen.jpg", "plugins": {"regions": {"regions": entries}}}
+        if case == "keep_circle":
+            data["style"] = "style/starry_night.jpg"
+        job, image, seconds = demo.run(data)
+        height, width = image.shape[:2]
+        fitted = {name: resize_to(mask, width, height) for name, mask in masks.items()}
+        small = resize_to(photo, width, height)
+        if case == "sky_and_town":
+            values = {f"{region}_to_{style}": _gram_distance(_guided(image, fitted[region]), targets[style])
+                      for region in ("sky", "town") for style in styles}
+            values.update({f"photo_{region}_to_{style}": _gram_distance(_guided(small, fitted[region]), targets[style])
+                           for region in ("sky", "town") for style in styles})
+            pictures = [small, np.repeat(fitted["sky"][..., None], 3, axis=-1), image]
+        else:
+            change = np.abs(image - small).mean(axis=-1)
+            values = {"change_inside_circle": float(change[fitted["circle"] > 0.99].mean()),
+                      "change_outside": float(change[fitted["circle"] < 0.01].mean())}
+            pictures = [small, np.repeat(fitted["circle"][..., None], 3, axis=-1), image]
+        demo.record(f"regions/{case}", seconds, **values)
+        demo.panel(f"regions_{case}", pictures)
+
+
+def demo_scale_control(demo: Demo) -> None:
+    from styled.plugins.builtin.scale_control import split_layers
+
+    styles = {name: f"style/{name}.jpg" for name in ("starry_night", "the_scream")}
+    targets = {name: _guided(resize_long_side(load_image(demo.images / path).pixels, demo.args.size))
+               for name, path in styles.items()}
+    fine_layers, coarse_layers = split_layers(list(REGION_LAYERS), "relu3_1")
+    pictures = [load_image(demo.images / path).pixels for path in styles.values()]
+    for fine, coarse in (("starry_night", "the_scream"), ("the_scream", "starry_night")):
+        data = {"content": "content/tubingen.jpg", "plugins": {"scale_control": {
+            "fine": styles[fine], "coarse": styles[coarse]}}}
+        _, image, seconds = demo.run(data)
+        grams = _guided(image)
+        demo.record(f"scale_control/fine_{fine}", seconds,
+                    **{f"fine_layers_to_{name}": _gram_distance(grams, targets[name], fine_layers) for name in styles},
+                    **{f"coarse_layers_to_{name}": _gram_distance(grams, targets[name], coarse_layers)
+                       for name in styles})
+        pictures.append(image)
+    demo.panel("scale_control", pictures)
+
+
 _EXTRACTOR = []
 
 
@@ -227,6 +330,8 @@ DEMOS: dict[str, Callable[[Demo], None]] = {
     "symmetry": demo_symmetry,
     "inpainting": demo_inpainting,
     "season_transfer": demo_season_transfer,
+    "regions": demo_regions,
+    "scale_control": demo_scale_control,
 }
 
 

@@ -1,6 +1,6 @@
 """Flicker, style and speed of a clip: styling each frame alone against Ruder et al.'s temporal term.
 
-    python benchmarks/video.py                               # 24 frames, 256 px, 100 iterations
+    python benchmarks/video.py                               # 24 frames, 256 px, 50 iterations, 1 scale
     python benchmarks/video.py --frames 8 --iterations 20    # a quick look
     python benchmarks/video.py --pictures docs/images        # also the comparison pictures
 
@@ -67,7 +67,7 @@ def true_temporal_error(frames: list[np.ndarray], camera: CameraClip) -> float:
 
 def run_mode(folder: Path, name: str, settings: dict, args: argparse.Namespace, camera: CameraClip) -> dict:
     spec = build_job_spec({"content": str(folder / "clip.mp4"), "style": str(STYLE), "size": args.size,
-                           "iterations": args.iterations, "seed": 0, **settings})
+                           "iterations": args.iterations, "scales": args.scales, "seed": 0, **settings})
     job = load_clip_job(spec, relative_to(folder), name=name, max_pixels=10**8, max_frames=10**4)
     store = FrameStore(folder / name)
     started = time.perf_counter()
@@ -139,7 +139,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=24)
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--iterations", type=int, default=100)
+    parser.add_argument("--iterations", type=int, default=50)
+    parser.add_argument("--scales", type=int, default=1, help="coarse-to-fine scales per frame (2 doubles the time)")
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     parser.add_argument("--flow-repeats", type=int, default=5)
     parser.add_argument("--pictures", type=Path, help="write video_frames.jpg, video_still.jpg, video_compare.gif here")
@@ -149,8 +150,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as temporary:
         folder = Path(temporary)
         write_clip(folder / "clip.mp4", camera.frames, RATE)
-        print(f"clip: {args.frames} frames of {args.size}x{height}, {args.iterations} iterations "
-              f"(first frame {2 * args.iterations}), style {STYLE.name}")
+        print(f"clip: {args.frames} frames of {args.size}x{height}, {args.scales} scale(s), {args.iterations} "
+              f"iterations (first frame {2 * args.iterations}), style {STYLE.name}")
         results = {}
         for mode in args.modes:
             results[mode] = run_mode(folder, mode, MODES[mode], args, camera)

@@ -76,6 +76,10 @@ def read_frames(clip: Clip) -> Iterator[np.ndarray]:
 
     with av.open(str(clip.path)) as container:
         for frame in container.decode(video=0):
+            if (frame.width, frame.height) != (clip.width, clip.height):
+                raise VideoError(f"a frame is {frame.width} x {frame.height} where the clip said {clip.width} x "
+                                 f"{clip.height}; styled needs one frame size", where=str(clip.path), key="content",
+                                 hint="re-encode the clip at one size")
             yield frame.to_ndarray(format="rgb24").astype(np.float32) / 255.0
 
 

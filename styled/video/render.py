@@ -216,6 +216,8 @@ def _render_frames(run: _ClipRun) -> ClipResult:
         if index < start:
             run.earlier.add(grey(content), run.store.load(index), keep)
             continue
+        if run.options.should_stop is not None and run.options.should_stop():
+            return _clip_result(run, start, device, precision, interrupted=True)
         began = time.monotonic()
         result, record = _render_one(run, index, frame, content)
         if result.interrupted:
