@@ -197,6 +197,9 @@ BAD_FOLDERS = {
                           ["plugins.symmetry.mirror", "line 4", "left-right"]),
     "plugin_path_escapes": ("content: photo.png\nstyle: style.png\nplugins:\n  inpainting: {mask: /etc/hostname}\n",
                             {}, ["absolute path"]),
+    "nested_path_escapes": ("content: photo.png\nplugins:\n  regions:\n    regions:\n"
+                            "      - {mask: ../../outbox/x.png, style: style.png}\n",
+                            {}, ["plugins.regions.regions[0].mask", "'..'"]),
 }
 BAD_LOOSE = {
     "loose_symlink": ("content: photo.png\nstyle: secret.png\n", ["key 'style'", "/etc/passwd", "outside"]),

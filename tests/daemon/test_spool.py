@@ -366,6 +366,24 @@ def test_files_a_loose_specs_plugin_options_name_travel_with_it(spool):
     assert list(inbox.iterdir()) == [], "the mask leaves the inbox with its spec"
 
 
+def test_files_named_inside_a_plugins_nested_options_travel_with_a_loose_spec(spool):
+    from styled.plugins.manager import make_plugin_manager, plugin_file_finder
+
+    spool.plugin_files = plugin_file_finder(make_plugin_manager())
+    inbox = spool.config.inbox
+    for name in ("photo.png", "sky.png", "town.png"):
+        make_image(inbox / name)
+    for name in ("starry.png", "scream.png", "guide.png"):
+        make_image(inbox / name, "style/starry_night.jpg")
+    (inbox / "split.yaml").write_text(
+        "content: photo.png\nplugins:\n  regions:\n    regions:\n"
+        "      - {mask: sky.png, style: starry.png, guide: guide.png}\n      - {mask: town.png, style: [scream.png]}\n")
+    work = spool.claim(pending_named(inbox, "split.yaml"))
+    assert sorted(p.name for p in work.job_dir.iterdir()) == [
+        "guide.png", "photo.png", "scream.png", "sky.png", "split.yaml", "starry.png", "town.png"]
+    assert list(inbox.iterdir()) == [], "masks and styles leave the inbox with their spec"
+
+
 def test_the_claim_renders_from_a_copy_no_later_change_reaches(spool):
     inbox = spool.config.inbox
     folder = job_folder(inbox, "copied")
