@@ -52,6 +52,9 @@ MODES = {
     "adain-blend": {"method": "adain", "temporal_blend": 0.5},
 }
 RATE = Fraction(24)
+JPEG_QUALITY = 85
+#: The GIF of the whole clip is shown at this scale, to keep it near a megabyte.
+GIF_SCALE = 0.75
 
 
 def true_temporal_error(frames: list[np.ndarray], camera: CameraClip) -> float:
@@ -116,8 +119,6 @@ def save_pictures(folder: Path, results: dict[str, dict], camera: CameraClip) ->
     """A strip of four consecutive frames per mode, and a GIF of per-frame | temporal side by side."""
     from PIL import Image as PILImage
 
-    from styled.io.images import save_image
-
     shown = [mode for mode in ("alone", "temporal", "adain", "adain-blend") if mode in results]
     start = len(camera.frames) // 2 - 2
     gap = 4
@@ -125,14 +126,21 @@ def save_pictures(folder: Path, results: dict[str, dict], camera: CameraClip) ->
                             for frame in results[mode]["frames"][start:start + 4]], axis=1) for mode in shown]
     strip = np.concatenate([np.pad(row, ((0, gap), (0, 0), (0, 0)), constant_values=1.0) for row in rows], axis=0)
     folder.mkdir(parents=True, exist_ok=True)
-    save_image(folder / "video_frames.jpg", strip)
-    save_image(folder / "video_still.jpg", results["temporal"]["frames"][len(camera.frames) // 2])
+    _jpeg(strip).save(folder / "video_frames.jpg", quality=JPEG_QUALITY)
+    _jpeg(results["temporal"]["frames"][len(camera.frames) // 2]).save(folder / "video_still.jpg", quality=JPEG_QUALITY)
     if "alone" in results:
         pairs = [np.concatenate([a, np.ones((a.shape[0], gap, 3), np.float32), b], axis=1)
                  for a, b in zip(results["alone"]["frames"], results["temporal"]["frames"])]
-        pictures = [PILImage.fromarray((np.clip(p, 0, 1) * 255 + 0.5).astype(np.uint8)) for p in pairs]
+        pictures = [_jpeg(p).resize((round(p.shape[1] * GIF_SCALE), round(p.shape[0] * GIF_SCALE)),
+                                    PILImage.Resampling.LANCZOS) for p in pairs]
         pictures[0].save(folder / "video_compare.gif", save_all=True, append_images=pictures[1:],
                          duration=int(1000 / RATE), loop=0, optimize=True)
+
+
+def _jpeg(pixels: np.ndarray):
+    from PIL import Image as PILImage
+
+    return PILImage.fromarray((np.clip(pixels, 0, 1) * 255 + 0.5).astype(np.uint8))
 
 
 def main() -> int:
