@@ -15,8 +15,10 @@ Where we depart from or choose within the paper:
 * Guides reach each layer by the network's own 2x2 average pooling (the paper's first method,
   downsampling; its "inside" erosion of guides is not used): a feathered mask then blends two
   styles across its soft edge instead of leaving a seam.
-* The job's own ``style:`` styles the rest of the photo (1 − Σ masks); an entry without ``style:``
-  has no style term, so there the photo is held only by the content and TV terms.
+* The job's own ``style:`` styles the rest of the photo (1 − Σ masks). An entry without ``style:``
+  keeps the photo: instead of a style term it has a pixel term, the mean over the region of
+  m·(x − photo)², weighted by its ``weight`` (default KEEP_WEIGHT), since the content term alone
+  (deep features) lets colours and edges drift there.
 * The built-in style term is switched off (the report's settings show ``style_weight: 0``); each
   region's term is named ``regions_N`` (``regions_rest`` for the rest) in the report's losses.
 """
@@ -52,6 +54,10 @@ UNCOVERED_LEVEL = 0.005
 #: The built-in style term cannot be unregistered: with weight 0 and one shallow layer it costs nothing.
 BUILT_IN_STYLE_LAYERS = (("relu1_1", 1.0),)
 REST = "rest"
+#: Weight of a style-less region's pixel term: at 1000 the region stayed within 0.13 grey levels
+#: (0-255) of the photo on average in the 256 px demo (docs/plugins.md); the content term alone
+#: let it drift 14.
+KEEP_WEIGHT = 1000.0
 
 
 # --- options ------------------------------------------------------------------------------------
@@ -161,7 +167,7 @@ class Region:
 
     name: str
     mask: np.ndarray  # (H, W) float32 in [0, 1], at the content's resolution
-    styles: tuple[np.ndarray, ...]
+    styles: tuple[np.ndarray, ...]  # none: the region keeps the photo
     guides: tuple[np.ndarray | None, ...]
     blend: tuple[float, ...]
     weight: float
@@ -189,7 +195,7 @@ def prepare_job(job):
     rest = np.clip(1.0 - np.sum(masks, axis=0), 0.0, 1.0)
     if rest.mean() > UNCOVERED_LEVEL:
         regions.append(_rest(job, rest))
-    plan = Plan(tuple(region for region in regions if region is not None), job.spec.style_layers)
+    plan = Plan(tuple(regions), job.spec.style_layers)
     spec = dataclasses.replace(job.spec, style_weight=0.0, style_layers=BUILT_IN_STYLE_LAYERS)
     return dataclasses.replace(job, spec=spec, extras={**job.extras, NAME: plan})
 
@@ -221,10 +227,11 @@ def _region_mask(index: int, entry: dict[str, Any], shape: tuple[int, int], colo
     return mask.astype(np.float32)
 
 
-def _styled(index: int, entry: dict[str, Any], mask: np.ndarray, job) -> Region | None:
-    """The region's style term, or None for a region left to the photo (no ``style``)."""
+def _styled(index: int, entry: dict[str, Any], mask: np.ndarray, job) -> Region:
+    """The region with its styles, or with none when it keeps the photo."""
     if not entry["style"]:
-        return None
+        weight = KEEP_WEIGHT if entry["weight"] is None else entry["weight"]
+        return Region(f"keep_{index + 1}", mask, (), (), (), weight)
     styles = tuple(images.load_image(Path(path)).pixels for path in entry["style"])
     guides = tuple(images.load_image(Path(path)).pixels.mean(axis=-1) for path in entry["guide"] or []) \
         or (None,) * len(styles)
@@ -322,11 +329,34 @@ def region_term(job: ScaleJob, region: Region, layer_weights: Mapping[str, float
     return LossTerm.tiled(f"{NAME}_{region.name}", region.weight, Tiling(partial, combine, targets), names)
 
 
+def keep_term(job: ScaleJob, region: Region) -> LossTerm:
+    """Σ m·(x − photo)² / Σ m over the region's pixels and channels: the photo held in place."""
+    height, width = job.shape
+    mask = images.resize_to(region.mask, width, height)[..., None]
+    photo = job.content.numpy()[0]
+
+    def targets(window: Window) -> tuple:
+        rows, columns = _core_slice(window, 1)
+        return tf.constant(photo[rows, columns][None]), tf.constant(mask[rows, columns][None])
+
+    def partial(image: tf.Tensor, features: Mapping[str, tf.Tensor], window: Window, goal: tuple) -> tuple:
+        photo_core, mask_core = goal
+        core = window.core_of(image)
+        return tf.reduce_sum(mask_core * tf.square(core - photo_core)), 3.0 * tf.reduce_sum(mask_core)
+
+    def combine(sums: tuple) -> tf.Tensor:
+        return sums[0] / tf.maximum(sums[1], 1e-6)
+
+    return LossTerm.tiled(f"{NAME}_{region.name}", region.weight, Tiling(partial, combine, targets))
+
+
 @hookimpl
 def register_losses(job: ScaleJob) -> list[LossTerm]:
-    """One guided Gram term per styled region (and one for the rest of the photo)."""
+    """One guided Gram term per styled region (and one for the rest of the photo); a pixel term for
+    each region that keeps the photo."""
     plan = job.job.extras.get(NAME)
     if plan is None:
         return []
     layer_weights = dict(plan.layers)
-    return [region_term(job, region, layer_weights) for region in plan.regions if region.weight > 0]
+    return [region_term(job, region, layer_weights) if region.styles else keep_term(job, region)
+            for region in plan.regions if region.weight > 0]
