@@ -408,6 +408,7 @@ DELIVERED, FAILED, INTERRUPTED, SKIPPED or ABANDONED."""
         self.context.spool.copy_inputs(work, folder / INPUTS_DIR)
         _copy_library_files(prepared.library_files, folder / INPUTS_DIR / LIBRARY_INPUTS_DIR)
         report = build_report(result, job_info(state), inputs=_input_names(job))
+        warnings = [*report.get("warnings", []), *warnings]
         if warnings:
             report["warnings"] = warnings
         write_report(folder / REPORT_FILE, report)

@@ -345,5 +345,5 @@ def render_adain(job: Job, plugins: pluggy.PluginManager, options: RenderOptions
         image=image, alpha=output_alpha(job, image.shape), losses={}, history=[], iterations=0,
         seconds=time.monotonic() - started, device=stylized.device, precision=stylized.precision,
         precision_reason=stylized.precision_reason,
-        settings=job.spec.to_dict(),
+        settings=job.spec.to_dict(), warnings=list(job.warnings),
     )

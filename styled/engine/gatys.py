@@ -347,6 +347,7 @@ def _finish(run: _Run, position: tuple[int, ScaleState], interrupted: bool) -> R
         history=history, iterations=len(history), seconds=run.elapsed(), device=run.device.name,
         precision=run.precision, precision_reason=run.precision_reason, settings=spec.to_dict(),
         interrupted=interrupted, checkpoint=checkpoint, memory=[plan.to_dict() for plan in run.plans],
+        warnings=list(job.warnings),
     )
 
 

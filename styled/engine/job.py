@@ -32,12 +32,24 @@ class Job:
         """The options the job gave plugin ``name``, or None when it did not ask for it."""
         return self.spec.plugin_options(name)
 
+    def warn(self, text: str) -> Job:
+        """This job with ``text`` added to the warnings its report.json will carry (``prepare_job``
+        uses it for what it changed, such as a resized mask)."""
+        return dataclasses.replace(self, extras={**self.extras, WARNINGS: (*self.warnings, text)})
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return tuple(self.extras.get(WARNINGS, ()))
+
     def output_shape(self, long_side: int) -> tuple[int, int]:
         """(height, width) of the output at ``long_side``, in the content's (or first style's) aspect."""
         height, width = (self.content or self.styles[0]).pixels.shape[:2]
         factor = long_side / max(height, width)
         return max(1, round(height * factor)), max(1, round(width * factor))
 
+
+#: The key of ``Job.extras`` that holds the job's warnings (``Job.warn``).
+WARNINGS = "warnings"
 
 #: ``resolve(key, value)`` turns a path as written in the spec into a real path (or raises).
 Resolver = Callable[[str, str], Path]

@@ -279,6 +279,8 @@ class Result:
     checkpoint: Checkpoint | None = None
     #: One memory plan per scale (styled.engine.memory.MemoryPlan.to_dict): estimate, tiles, optimiser.
     memory: list[dict[str, Any]] = field(default_factory=list)
+    #: What plugins noted while preparing the job (``Job.warn``): a resized mask, say.
+    warnings: list[str] = field(default_factory=list)
 
     def report(self) -> dict[str, Any]:
         """The keys of report.json (the daemon adds timestamps)."""
@@ -294,6 +296,7 @@ class Result:
             "memory": self.memory,
             "versions": versions(),
             "interrupted": self.interrupted,
+            **({"warnings": list(self.warnings)} if self.warnings else {}),
             "history": self.history,
         }
 

@@ -90,6 +90,17 @@ def test_each_region_moves_to_its_own_style_and_away_from_the_other(pictures, ex
     assert result.settings["style_weight"] == 0.0
 
 
+def test_a_mask_of_another_size_is_resized_with_a_note_in_the_report(pictures, tmp_path):
+    files, masks = pictures
+    small = tmp_path / "small_top.png"
+    save_image(small, np.repeat(masks["top"][::2, ::2, None], 3, axis=-1))
+    result = run(files, {"regions": {"regions": [{"mask": str(small), "style": files["starry"]},
+                                                 {"mask": files["bottom"], "style": files["scream"]}]}},
+                 iterations=2, style=files["scream"])  # the resized edge leaves a sliver for the job's style
+    [note] = result.report()["warnings"]
+    assert "mask small_top.png is 32 x 24, the content 64 x 48: resized to fit" in note
+
+
 def test_a_colour_map_names_the_same_regions_as_masks(pictures):
     files, _ = pictures
     by_map = run(files, {"regions": {"map": files["map"], "regions": [

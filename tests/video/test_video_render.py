@@ -172,3 +172,12 @@ def test_frame_rates_like_ntsc_survive_exactly(tmp_path):
                  str(tmp_path / "out.webm"), "--size", "32", "--iterations", "1", "--set", "method=adain", "--quiet"])
     assert code == 0
     assert open_clip(tmp_path / "out.webm", max_frames=10, max_pixels=10**6).rate == Fraction(30000, 1001)
+
+
+def test_init_adain_reaches_the_frames_of_a_clip(clip_folder):
+    folder, camera = clip_folder
+    store, result = render_into(folder, "init_adain", init="adain", iterations=2)
+    plain, _ = render_into(folder, "init_content", iterations=2)
+    assert len(result.records) == FRAMES
+    # Few iterations: the first frame still shows where it started, AdaIN or the photo.
+    assert np.abs(store.load(0) - plain.load(0)).mean() > 0.02

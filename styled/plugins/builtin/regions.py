@@ -189,35 +189,42 @@ def prepare_job(job):
         return None
     content = SCHEMA.content_of(job, "to place the regions on")
     shape = content.pixels.shape[:2]
-    colours = _load_map(options["map"], shape) if options["map"] else None
-    masks = [_region_mask(index, entry, shape, colours) for index, entry in enumerate(options["regions"])]
+    notes: list[str] = []
+    colours = _load_map(options["map"], shape, notes) if options["map"] else None
+    masks = [_region_mask(index, entry, shape, colours, notes) for index, entry in enumerate(options["regions"])]
     regions = [_styled(index, entry, mask, job) for index, (entry, mask) in enumerate(zip(options["regions"], masks))]
     rest = np.clip(1.0 - np.sum(masks, axis=0), 0.0, 1.0)
     if rest.mean() > UNCOVERED_LEVEL:
         regions.append(_rest(job, rest))
     plan = Plan(tuple(regions), job.spec.style_layers)
     spec = dataclasses.replace(job.spec, style_weight=0.0, style_layers=BUILT_IN_STYLE_LAYERS)
-    return dataclasses.replace(job, spec=spec, extras={**job.extras, NAME: plan})
+    job = dataclasses.replace(job, spec=spec, extras={**job.extras, NAME: plan})
+    for note in notes:
+        job = job.warn(note)
+    return job
 
 
-def _load_map(path: str, shape: tuple[int, int]) -> np.ndarray:
+def _load_map(path: str, shape: tuple[int, int], notes: list[str]) -> np.ndarray:
     pixels = images.load_image(Path(path)).pixels
-    return _fit(pixels, shape, path, "map") * 255.0
+    return _fit(pixels, shape, path, "map", notes) * 255.0
 
 
-def _fit(pixels: np.ndarray, shape: tuple[int, int], path: str, option: str) -> np.ndarray:
-    """``pixels`` at the content's size: resized, with a warning in the log, when they differ."""
+def _fit(pixels: np.ndarray, shape: tuple[int, int], path: str, option: str, notes: list[str]) -> np.ndarray:
+    """``pixels`` at the content's size: resized, with a note for the report, when they differ."""
     if pixels.shape[:2] == shape:
         return pixels
-    log.warning("%s %s is %d x %d, the content %d x %d: resized to fit", option, Path(path).name, pixels.shape[1],
-                pixels.shape[0], shape[1], shape[0])
+    note = (f"regions: {option} {Path(path).name} is {pixels.shape[1]} x {pixels.shape[0]}, the content "
+            f"{shape[1]} x {shape[0]}: resized to fit")
+    log.warning("%s", note)
+    notes.append(note)
     return images.resize_to(pixels, shape[1], shape[0])
 
 
-def _region_mask(index: int, entry: dict[str, Any], shape: tuple[int, int], colours: np.ndarray | None) -> np.ndarray:
+def _region_mask(index: int, entry: dict[str, Any], shape: tuple[int, int], colours: np.ndarray | None,
+                 notes: list[str]) -> np.ndarray:
     if entry["mask"] is not None:
         pixels = images.load_image(Path(entry["mask"])).pixels.mean(axis=-1)
-        mask, named = _fit(pixels, shape, entry["mask"], "mask"), Path(entry["mask"]).name
+        mask, named = _fit(pixels, shape, entry["mask"], "mask", notes), Path(entry["mask"]).name
     else:
         distance = np.linalg.norm(colours - np.asarray(entry["color"], np.float32), axis=-1)
         mask, named = (distance <= COLOR_TOLERANCE).astype(np.float32), f"colour {entry['color']} of the map"
