@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,27 +59,25 @@ def write_extras(folder: Path, job: Job, result: Result) -> list[str]:
 
     A finished render is worth delivering even if a picture of it cannot be drawn.
     """
-    warnings = []
-    for name, write in ((SHEET_FILE, lambda path: save_contact_sheet(path, job, result.image)),
-                        (LOSS_PLOT_FILE, lambda path: save_loss_plot(path, result.history,
-                                                                     job.spec.scale_sizes()))):
-        try:
-            write(folder / name)
-        except Exception as error:  # noqa: BLE001 - see the docstring
-            log.warning("could not draw %s: %s", name, error)
-            warnings.append(f"{name}: {type(error).__name__}: {error}")
-    return warnings
+    return _draw(folder, {SHEET_FILE: lambda path: save_contact_sheet(path, job, result.image),
+                          LOSS_PLOT_FILE: lambda path: save_loss_plot(path, result.history, job.spec.scale_sizes())})
 
 
 def write_clip_extras(folder: Path, job: Job, first_result: np.ndarray,
                       records: Sequence[Mapping[str, Any]]) -> list[str]:
-    """A clip's sheet.png (its first frame) and loss.png (the loss and temporal error per frame)."""
+    """A clip's sheet.png (its first frame) and loss.png (the loss and temporal error per frame),
+    with warnings instead of failures as in write_extras."""
+    return _draw(folder, {SHEET_FILE: lambda path: save_contact_sheet(path, job, first_result),
+                          LOSS_PLOT_FILE: lambda path: save_frame_plot(path, records)})
+
+
+def _draw(folder: Path, pictures: Mapping[str, Callable[[Path], None]]) -> list[str]:
+    """Write each picture into ``folder``; a picture that cannot be drawn is a warning, not a failure."""
     warnings = []
-    for name, write in ((SHEET_FILE, lambda path: save_contact_sheet(path, job, first_result)),
-                        (LOSS_PLOT_FILE, lambda path: save_frame_plot(path, records))):
+    for name, write in pictures.items():
         try:
             write(folder / name)
-        except Exception as error:  # noqa: BLE001 - see write_extras
+        except Exception as error:  # noqa: BLE001 - a finished render is worth delivering without it
             log.warning("could not draw %s: %s", name, error)
             warnings.append(f"{name}: {type(error).__name__}: {error}")
     return warnings

@@ -114,14 +114,14 @@ def _scale_job(run: _Run, index: int) -> ScaleJob:
     content = None
     if job.content is not None:
         content = _batch(images.resize_to(job.content.pixels, width, height))
-    style_side = _style_side(spec, (height, width))
-    styles = tuple(_batch(images.resize_long_side(style.pixels, style_side)) for style in job.styles)
+    side = style_side(spec, (height, width))
+    styles = tuple(_batch(images.resize_long_side(style.pixels, side)) for style in job.styles)
     plan = run.plans[index]
     return ScaleJob(job, content, styles, spec.blend_weights(), index, len(run.sizes), run.extractor,
                     plan.tile, plan.halo)
 
 
-def _style_side(spec: JobSpec, shape: tuple[int, int]) -> int:
+def style_side(spec: JobSpec, shape: tuple[int, int]) -> int:
     """Style images are resized to ``style_scale`` times the scale's long side."""
     return max(16, round(max(shape) * spec.style_scale))
 
@@ -135,7 +135,7 @@ def _plan(run: _Run, index: int, layers: tuple[str, ...]) -> MemoryPlan:
     """How scale ``index`` fits ``max_memory`` (docs/print-size.md); MemoryBudgetError if it cannot."""
     job, spec = run.job, run.job.spec
     shape = job.output_shape(run.sizes[index])
-    style_pixels = len(job.styles) * _style_side(spec, shape) ** 2
+    style_pixels = len(job.styles) * style_side(spec, shape) ** 2
     plan = plan_scale(size=run.sizes[index], shape=shape, layers=layers,
                       content_layers=spec.content_layers if job.content is not None else (),
                       style_pixels=style_pixels, precision=run.precision, optimizer=spec.optimizer,

@@ -67,13 +67,14 @@ def relative_to(base: Path) -> Resolver:
 def load_job(spec: JobSpec, resolve: Resolver, *, name: str = "job",
              max_pixels: int = DEFAULT_MAX_PIXELS) -> Job:
     """Load every image the spec names; errors name the spec key they came from."""
-    content = _load(resolve, "content", spec.content, max_pixels) if spec.content else None
-    styles = tuple(_load(resolve, "style", path, max_pixels) for path in spec.style)
+    content = load_input(resolve, "content", spec.content, max_pixels) if spec.content else None
+    styles = tuple(load_input(resolve, "style", path, max_pixels) for path in spec.style)
     weights = resolve("weights", spec.weights) if spec.weights else None
     return Job(spec=spec, content=content, styles=styles, name=name, weights=weights)
 
 
-def _load(resolve: Resolver, key: str, value: str, max_pixels: int) -> Image:
+def load_input(resolve: Resolver, key: str, value: str, max_pixels: int) -> Image:
+    """The image a spec key names; an ImageError says which key named it."""
     try:
         return load_image(resolve(key, value), max_pixels=max_pixels)
     except ImageError as error:

@@ -25,15 +25,15 @@ import numpy as np
 import pluggy
 
 from styled.engine.hooks import call_notification
-from styled.engine.job import Job, Resolver
+from styled.engine.job import Job, Resolver, load_input
 from styled.engine.render import render_frame
 from styled.engine.spec import FIRST_FRAME_FACTOR, JobSpec
 from styled.engine.types import Progress, RenderOptions, Result, TemporalTargets, versions
-from styled.errors import ImageError, VideoError
-from styled.io.images import Image, load_image, resize_to, save_image
+from styled.errors import VideoError
+from styled.io.images import Image, resize_to, save_image
 from styled.plugins.builtin.temporal import EXTRA
 from styled.video import video_output_name
-from styled.video.clip import Clip, open_clip, read_frames
+from styled.video.clip import Clip, first_frame, open_clip, read_frames
 from styled.video.encode import audio_problem, write_clip
 from styled.video.flow import FramePair, frame_pair, grey, long_term_weights, warp
 from styled.video.store import FrameStore
@@ -131,17 +131,9 @@ def clip_versions() -> dict[str, str]:
 def load_clip_job(spec: JobSpec, resolve: Resolver, *, name: str, max_pixels: int, max_frames: int) -> ClipJob:
     """Open the clip ``content`` names and load the style images; errors name the key they came from."""
     clip = open_clip(resolve("content", spec.content), max_frames=max_frames, max_pixels=max_pixels, fps=spec.fps)
-    styles = tuple(_load_style(resolve, path, max_pixels) for path in spec.style)
-    first = Image(next(read_frames(clip)), None, path=clip.path)
+    styles = tuple(load_input(resolve, "style", path, max_pixels) for path in spec.style)
     weights = resolve("weights", spec.weights) if spec.weights else None
-    return ClipJob(Job(spec=spec, content=first, styles=styles, name=name, weights=weights), clip)
-
-
-def _load_style(resolve: Resolver, value: str, max_pixels: int) -> Image:
-    try:
-        return load_image(resolve("style", value), max_pixels=max_pixels)
-    except ImageError as error:
-        raise dataclasses.replace(error, key=error.key or "style") from None
+    return ClipJob(Job(spec=spec, content=first_frame(clip), styles=styles, name=name, weights=weights), clip)
 
 
 # --- rendering ----------------------------------------------------------------------------------
@@ -212,6 +204,8 @@ def _render_frames(run: _ClipRun) -> ClipResult:
     keep = max(spec.temporal_frames)
     device = precision = ""
     for index, frame in enumerate(read_frames(clip_job.clip)):
+        if index < start - keep:  # finished, and further back than any temporal term looks
+            continue
         content = resize_to(frame, width, height)
         if index < start:
             run.earlier.add(grey(content), run.store.load(index), keep)
@@ -254,7 +248,7 @@ def _render_one(run: _ClipRun, index: int, frame: np.ndarray, content: np.ndarra
     result = render_frame(job, run.plugins, options)
     if not result.interrupted and spec.method == "adain" and targets is not None and spec.temporal_blend > 0:
         result = dataclasses.replace(result, image=blend(result.image, targets, spec.temporal_blend))
-    error, reliable = _temporal_error(result.image, run.earlier.back(1), pairs)
+    error, reliable = _temporal_error(result.image, targets)
     losses = {name: float(value) for name, value in result.losses.items()}
     return result, FrameRecord(index + 1, 0.0, result.iterations, losses, error, reliable)
 
@@ -287,15 +281,15 @@ def blend(image: np.ndarray, targets: TemporalTargets, amount: float) -> np.ndar
     return mixed.astype(np.float32)
 
 
-def _temporal_error(image: np.ndarray, previous: tuple[np.ndarray, np.ndarray] | None,
-                    pairs: list[FramePair]) -> tuple[float | None, float | None]:
-    """Ruder et al.'s temporal error against the previous result, with the computed flow."""
-    if previous is None or not pairs:
+def _temporal_error(image: np.ndarray, targets: TemporalTargets | None) -> tuple[float | None, float | None]:
+    """Ruder et al.'s temporal error against the previous result warped by the computed flow (the
+    nearest of the targets, whose long-term weights are its plain reliability weights)."""
+    if targets is None:
         return None, None
-    weights = pairs[0].weights
+    weights = targets.weights[0]
     if weights.sum() == 0:
         return None, 0.0
-    squared = np.square(image - warp(previous[1], pairs[0].backward)).mean(axis=-1)
+    squared = np.square(image - targets.warped[0]).mean(axis=-1)
     return float((squared * weights).sum() / weights.sum()), float(weights.mean())
 
 

@@ -5,11 +5,13 @@ The maths is in styled.engine.losses; this module only chooses the terms a job's
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 
 from styled.engine.losses import blend_grams, content_term, style_term, tiled_grams, tv_term
+from styled.engine.spec import JobSpec
 from styled.engine.types import LossTerm, ScaleJob, Window
 from styled.nets.layers import stride_of
 from styled.plugins.hookspecs import hookimpl
@@ -29,6 +31,17 @@ def content_targets(job: ScaleJob, layers: Sequence[str]) -> Callable[[Window], 
         return tuple(window.core_of(features[name], stride_of(name)) for name in layers)
 
     return targets
+
+
+#: The built-in style term cannot be unregistered: with weight 0 and one shallow layer it costs nothing.
+QUIET_STYLE_LAYERS = (("relu1_1", 1.0),)
+
+
+def without_style_term(spec: JobSpec, **changes) -> JobSpec:
+    """``spec`` with the built-in style term switched off (and ``changes``), for a plugin that puts
+    its own style terms in its place (inpainting, regions, scale_control); the report's settings
+    then read ``style_weight: 0``."""
+    return dataclasses.replace(spec, style_weight=0.0, style_layers=QUIET_STYLE_LAYERS, **changes)
 
 
 @hookimpl

@@ -48,6 +48,7 @@ from styled.engine.types import LossTerm
 from styled.io import images
 from styled.nets.layers import block_of
 from styled.plugins.builtin import long_range
+from styled.plugins.builtin.gatys import without_style_term
 from styled.plugins.hookspecs import hookimpl
 from styled.settings.rules import short
 from styled.plugins.schema import (
@@ -68,8 +69,6 @@ MASK_THRESHOLD = 0.5
 HOLE_LEVEL = 0.01
 #: Feature pixels by which the hole's mask is grown at each layer: the band that ties it to its border.
 BAND = 1
-#: The built-in style term cannot be unregistered: with weight 0 and one shallow layer it costs nothing.
-BUILT_IN_STYLE_LAYERS = (("relu1_1", 1.0),)
 #: Default shifts of the long-range term, in feature pixels at the working size (see long_range).
 DEFAULT_SHIFTS: dict[str, list[int]] = {"relu3_1": [4, 8, 16], "relu4_1": [2, 4, 8]}
 
@@ -192,8 +191,7 @@ def prepare_job(job):
                 tuple(layer for layer, _ in spec.style_layers), spec.tv_weight)
     crop = images.Image(content.pixels[top:bottom, left:right], None, content.path, content.bit_depth)
     size = min(spec.size, max(bottom - top, right - left))
-    spec = dataclasses.replace(spec, size=size, content_weight=0.0, style_weight=0.0, tv_weight=0.0,
-                               style_layers=BUILT_IN_STYLE_LAYERS, init="content")
+    spec = without_style_term(spec, size=size, content_weight=0.0, tv_weight=0.0, init="content")
     return dataclasses.replace(job, spec=spec, content=crop, extras={**job.extras, NAME: hole})
 
 

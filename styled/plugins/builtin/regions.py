@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,9 +36,11 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from styled.engine.gatys import style_side
 from styled.engine.types import LossTerm, ScaleJob, Tiling, Window
 from styled.io import images
 from styled.nets.layers import stride_of
+from styled.plugins.builtin.gatys import without_style_term
 from styled.plugins.hookspecs import hookimpl
 from styled.plugins.schema import Option, OptionError, PluginSchema
 from styled.settings.fields import suggest
@@ -51,9 +54,8 @@ ENTRY_KEYS = ("mask", "color", "style", "style_blend", "weight", "guide")
 COLOR_TOLERANCE = 24.0
 #: Below this mean guide the rest of the photo counts as covered: no term, and no style needed.
 UNCOVERED_LEVEL = 0.005
-#: The built-in style term cannot be unregistered: with weight 0 and one shallow layer it costs nothing.
-BUILT_IN_STYLE_LAYERS = (("relu1_1", 1.0),)
 REST = "rest"
+HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 #: Weight of a style-less region's pixel term: at 1000 the region stayed within 0.13 grey levels
 #: (0-255) of the photo on average in the 256 px demo (docs/plugins.md); the content term alone
 #: let it drift 14.
@@ -65,11 +67,8 @@ KEEP_WEIGHT = 1000.0
 
 def _colour(value: Any) -> tuple[int, int, int]:
     """``"#ff8000"`` or ``[255, 128, 0]``."""
-    if isinstance(value, str) and len(value) == 7 and value.startswith("#"):
-        try:
-            return tuple(int(value[i:i + 2], 16) for i in (1, 3, 5))
-        except ValueError:
-            pass
+    if isinstance(value, str) and HEX_COLOUR.fullmatch(value):
+        return tuple(int(value[i:i + 2], 16) for i in (1, 3, 5))
     if isinstance(value, list) and len(value) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in value):
         return tuple(value)
     raise OptionError(f"a colour is '#rrggbb' or [r, g, b] with values 0-255, got {short(value)}")
@@ -197,8 +196,7 @@ def prepare_job(job):
     if rest.mean() > UNCOVERED_LEVEL:
         regions.append(_rest(job, rest))
     plan = Plan(tuple(regions), job.spec.style_layers)
-    spec = dataclasses.replace(job.spec, style_weight=0.0, style_layers=BUILT_IN_STYLE_LAYERS)
-    job = dataclasses.replace(job, spec=spec, extras={**job.extras, NAME: plan})
+    job = dataclasses.replace(job, spec=without_style_term(job.spec), extras={**job.extras, NAME: plan})
     for note in notes:
         job = job.warn(note)
     return job
@@ -290,7 +288,7 @@ def guided_gram(features: tf.Tensor, guide: tf.Tensor) -> tuple[tf.Tensor, tf.Te
 
 def _style_grams(job: ScaleJob, region: Region, layers: Sequence[str]) -> dict[str, tf.Tensor]:
     """The blended guided Grams of the region's style images at this scale."""
-    side = max(16, round(max(job.shape) * job.spec.style_scale))
+    side = style_side(job.spec, job.shape)
     per_style = []
     for pixels, guide in zip(region.styles, region.guides):
         style = images.resize_long_side(pixels, side)

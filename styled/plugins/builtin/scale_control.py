@@ -21,17 +21,17 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from styled.engine.gatys import style_side
 from styled.engine.losses import style_term, tiled_grams
 from styled.engine.types import LossTerm, ScaleJob
 from styled.io import images
 from styled.nets.layers import VGG_LAYER_NAMES, vgg_layer
+from styled.plugins.builtin.gatys import without_style_term
 from styled.plugins.hookspecs import hookimpl
 from styled.plugins.schema import Option, OptionError, PluginSchema, number, optional
 
 NAME = "scale_control"
 DEFAULT_SPLIT = "relu3_1"
-#: The built-in style term cannot be unregistered: with weight 0 and one shallow layer it costs nothing.
-BUILT_IN_STYLE_LAYERS = (("relu1_1", 1.0),)
 
 def _check(options: dict) -> None:
     for key in ("coarse", "fine"):
@@ -91,8 +91,7 @@ def prepare_job(job):
     plan = Split(images.load_image(Path(options["coarse"])).pixels, images.load_image(Path(options["fine"])).pixels,
                  fine, coarse, spec.style_layers,
                  spec.style_weight if options["weight"] is None else options["weight"])
-    spec = dataclasses.replace(spec, style_weight=0.0, style_layers=BUILT_IN_STYLE_LAYERS)
-    return dataclasses.replace(job, spec=spec, extras={**job.extras, NAME: plan})
+    return dataclasses.replace(job, spec=without_style_term(spec), extras={**job.extras, NAME: plan})
 
 
 @hookimpl
@@ -101,7 +100,7 @@ def register_losses(job: ScaleJob) -> list[LossTerm]:
     plan = job.job.extras.get(NAME)
     if plan is None:
         return []
-    side = max(16, round(max(job.shape) * job.spec.style_scale))
+    side = style_side(job.spec, job.shape)
     targets = {}
     for pixels, layers in ((plan.fine, plan.fine_layers), (plan.coarse, plan.coarse_layers)):
         style = images.resize_long_side(pixels, side)
