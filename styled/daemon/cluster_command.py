@@ -56,14 +56,21 @@ class WorkerSupervisor:
     def __init__(self, argv: list[str], environment: dict[str, str]):
         self.argv, self.environment = argv, environment
         self.stopping = threading.Event()
+        self.stop_signal: int | None = None
         self.child: subprocess.Popen | None = None
 
     def stop(self, signum: int) -> None:
         """Pass a stop signal on to the worker (it lets its render checkpoint) and do not restart it."""
+        self.stop_signal = signum
         self.stopping.set()
+        self.signal_child()
+
+    def signal_child(self) -> None:
+        """Send the stop signal to a running worker; called by ``stop`` and, for a stop that came
+        while a worker was being started, by ``run`` right after the start."""
         child = self.child
-        if child is not None and child.poll() is None:
-            child.send_signal(signum)
+        if child is not None and self.stop_signal is not None and child.poll() is None:
+            child.send_signal(self.stop_signal)
 
     def run(self) -> int:
         """The worker's last return code, once stopped."""
@@ -71,6 +78,8 @@ class WorkerSupervisor:
         while True:
             started = time.monotonic()
             self.child = subprocess.Popen(self.argv, env=self.environment)
+            if self.stopping.is_set():
+                self.signal_child()
             code = self.child.wait()
             if self.stopping.is_set():
                 return code
