@@ -360,6 +360,8 @@ def add_serve(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--once", action="store_true",
                         help="process everything in the inbox, then exit: 0 if every job was delivered, "
                              "1 if any failed")
+    parser.add_argument("--web", action="store_true",
+                        help="also serve the web page (config section web:, docs/web.md) while the daemon runs")
     parser.set_defaults(func=run_serve)
 
 
@@ -368,10 +370,17 @@ def run_serve(args: argparse.Namespace) -> int:
     from styled.daemon.service import Daemon
 
     config = load_daemon_config(args.config)  # a bad config fails fast, before TensorFlow loads
+    page = _page_thread(config) if args.web else None
     if config.cluster is None:  # a cluster's workers load TensorFlow, the daemon does not
         load_tensorflow()
-    summary = Daemon(config, config_path=args.config, once=args.once, manage_log_level=not args.debug,
-                     keep_signals=True).run()
+    if page is not None:
+        page.start()
+    try:
+        summary = Daemon(config, config_path=args.config, once=args.once, manage_log_level=not args.debug,
+                         keep_signals=True).run()
+    finally:
+        if page is not None:
+            page.stop()
     # The daemon has stopped cleanly; a stop signal that arrives while Python tears down (which
     # puts back the default action of signals it handled, though not of ignored ones) must not
     # turn that into a death by signal.
@@ -379,6 +388,42 @@ def run_serve(args: argparse.Namespace) -> int:
         signal.signal(stop_signal, signal.SIG_IGN)
     # A failed job is the job's business: only --once, which drains the inbox for a script, says so.
     return EXIT_FAILED if args.once and summary.failed else EXIT_OK
+
+
+def _page_thread(config):  # noqa: ANN001, ANN202 - the types live in the optional web extra
+    from styled.web import require_web_libraries
+
+    require_web_libraries()
+    from styled.web.server import PageThread, make_server
+
+    return PageThread(make_server(config))
+
+
+@subcommand
+def add_web(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "web", help="serve the studio's web page: the queue live, results, failures, a submit form",
+        description="Serve the page for the spool of the daemon config (docs/web.md). It reads the spool's "
+                    "files and writes only into the inbox, so it runs with or without the daemon, on any "
+                    "machine that sees the spool. SIGTERM or Ctrl-C stops it.",
+    )
+    _add_config_option(parser)
+    parser.add_argument("--host", help="listen on this address instead of web.host")
+    parser.add_argument("--port", type=int, help="listen on this port instead of web.port (0: any free port)")
+    parser.set_defaults(func=run_web)
+
+
+def run_web(args: argparse.Namespace) -> int:
+    from styled.daemon.config import load_daemon_config
+    from styled.web import require_web_libraries
+
+    config = load_daemon_config(args.config)
+    require_web_libraries()
+    from styled.web.server import make_server
+
+    server = make_server(config, host=args.host, port=args.port)
+    server.run()  # uvicorn handles SIGTERM and SIGINT: it stops taking requests, then returns
+    return EXIT_OK if server.started else EXIT_FAILED
 
 
 @subcommand

@@ -20,9 +20,10 @@ LAYERS = {
     "styled.report": 4,
     "styled.video": 5,
     "styled.daemon": 6,
-    "styled.cli": 7,
-    "styled.__main__": 7,
-    "styled": 7,  # the public facade, styled/__init__.py
+    "styled.web": 7,
+    "styled.cli": 8,
+    "styled.__main__": 8,
+    "styled": 8,  # the public facade, styled/__init__.py
 }
 
 

@@ -17,7 +17,7 @@ from styled.engine.spec import JOB_FIELDS, MAX_SIZE, MIN_SIZE
 from styled.errors import ConfigError
 from styled.nets.devices import device_name
 from styled.settings import Field, Invalid, check_table, located, setting, table
-from styled.settings.rules import integer, listed, mapping, number, one_of, optional, short
+from styled.settings.rules import integer, listed, mapping, memory_size, number, one_of, optional, short, text
 from styled.settings.sources import load_mapping
 from styled.video import DEFAULT_MAX_VIDEO_FRAMES
 
@@ -143,6 +143,55 @@ def _cluster(value: Any) -> ClusterConfig:
         raise Invalid("needs exactly one of 'scheduler' (a running Dask scheduler) and 'local' (workers started "
                       "here)", "for example {local: {workers: 2}} or {scheduler: 'tcp://render-1:8786'}")
     return cluster
+
+
+#: The web page's defaults (docs/web.md): loopback only, so that nothing is exposed by accident.
+DEFAULT_WEB_HOST = "127.0.0.1"
+DEFAULT_WEB_PORT = 8765
+#: An upload (a photo and its styles, together) larger than this is refused before it is read in full.
+DEFAULT_MAX_UPLOAD = "200MB"
+
+
+def _upload_size(value: Any) -> int:
+    size = memory_size(value)
+    if size is None:
+        raise Invalid("must be a size such as 200MB", "for example 200MB or 1GB")
+    return size
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """``web:``: the studio's page, ``styled web`` (docs/web.md)."""
+
+    host: str = setting(DEFAULT_WEB_HOST, text, "address the page listens on; anything but loopback needs "
+                                                "`token` or `token_file`")
+    port: int = setting(DEFAULT_WEB_PORT, integer(0, 65535), "TCP port of the page (0: any free port)")
+    token: str | None = setting(None, text, "a secret every request must carry (`?token=` once, then a "
+                                            "cookie; or `Authorization: Bearer`)", shown="null")
+    token_file: str | None = setting(None, _folder, "a file holding the token (its first line), instead of "
+                                                    "`token` in the config", shown="null")
+    max_upload: int = setting(_upload_size(DEFAULT_MAX_UPLOAD), _upload_size,
+                              "the largest upload (photo and styles together) the submit form takes",
+                              shown=DEFAULT_MAX_UPLOAD)
+    thumbnails: str | None = setting(None, _folder, "where the gallery's thumbnails are cached; null: "
+                                                    "styled's folder in the user cache", shown="null")
+
+
+_WEB_READER = _subtable(WebConfig, "a mapping such as {host: 127.0.0.1, port: 8765}",
+                        "for example {host: 0.0.0.0, port: 8765, token_file: /etc/styled/token}")
+
+
+def _web(value: Any) -> WebConfig:
+    web = _WEB_READER(value if value is not None else {})
+    if web.token is not None and web.token_file is not None:
+        raise Invalid("gives both 'token' and 'token_file'", "keep one of them")
+    if web.token is not None and len(web.token) < MIN_TOKEN_CHARS:
+        raise Invalid(f"'token' is shorter than {MIN_TOKEN_CHARS} characters", "use a long random string, "
+                      "for example the output of: python -c 'import secrets; print(secrets.token_urlsafe())'")
+    return web
+
+
+MIN_TOKEN_CHARS = 16
 _devices = listed(device_name, "a list of devices such as [cpu] or [gpu:0, gpu:1]", allow_empty=False)
 
 
@@ -212,6 +261,8 @@ class DaemonConfig:
                                             "render on Dask workers instead of the `devices` threads: "
                                             "`{local: {workers: N}}` or `{scheduler: tcp://host:8786}` "
                                             "(docs/cluster.md)", shown="null")
+    web: WebConfig = setting(None, _web, "the studio's page, `styled web`: `{host, port, token, token_file, "
+                                         "max_upload, thumbnails}` (docs/web.md)", factory=WebConfig, shown="{}")
     log_level: str = setting("INFO", _log_level,
                              "`DEBUG`, `INFO`, `WARNING` or `ERROR`; `styled --debug serve` forces `DEBUG`")
     source: Path | None = None  # the file it was read from, for messages and reloads
@@ -282,6 +333,10 @@ def _resolve_paths(values: dict[str, Any], base: Path) -> None:
         if values.get(key) is not None:
             values[key] = resolve(values[key])
     values["library"] = tuple(resolve(folder) for folder in values.get("library", ()))
+    web = values.get("web")
+    if web is not None:
+        values["web"] = dataclasses.replace(web, **{key: str(resolve(getattr(web, key)))
+                                                    for key in ("token_file", "thumbnails") if getattr(web, key)})
 
 
 def _check_distinct_folders(config: DaemonConfig, where: str | None, lines: Mapping[str, int]) -> None:

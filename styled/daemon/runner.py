@@ -24,7 +24,7 @@ from styled.daemon.inbox import FOLDER, LOOSE
 from styled.daemon.jobqueue import device_matches
 from styled.daemon.limits import apply_limits
 from styled.daemon.paths import check_output_name, confine, is_inside
-from styled.daemon.spool import INPUTS_DIR, LIBRARY_INPUTS_DIR, Spool, WorkJob
+from styled.daemon.spool import INPUTS_DIR, LATEST_SIDE, LIBRARY_INPUTS_DIR, Spool, WorkJob
 from styled.daemon.state import JobState, Status, now_iso
 from styled.engine.types import Checkpoint, Progress, RenderOptions, Result, clock
 from styled.errors import (
@@ -345,6 +345,7 @@ DELIVERED, FAILED, INTERRUPTED, SKIPPED or ABANDONED."""
     def _checkpointer(self, work: WorkJob) -> Callable[[Checkpoint], None]:
         def save(checkpoint: Checkpoint) -> None:
             checkpoint.save(work.checkpoint_path)
+            save_latest_image(checkpoint, work.latest_path)
             work.update(checkpoint={"scale": checkpoint.scale_index + 1, "iteration": checkpoint.state.iteration,
                                     "done": len(checkpoint.history) + checkpoint.state.iteration,
                                     "saved": now_iso()})
@@ -445,6 +446,22 @@ def publish_rendered(spool: Spool, work: WorkJob, count: Callable[[str], None]) 
     log.info("done %s -> %s (rendered by %s)", state.name, target, state.worker)
     count(DELIVERED)
     return DELIVERED
+
+
+def save_latest_image(checkpoint: Checkpoint, path: Path) -> None:
+    """The checkpoint's image as a small PNG beside it, for the web page; a failure is only logged."""
+    import numpy as np
+
+    from styled.io.images import resize_long_side, save_image
+
+    try:
+        pixels = np.clip(np.asarray(checkpoint.state.image, dtype=np.float32).reshape(
+            checkpoint.state.image.shape[-3:]), 0.0, 1.0)
+        if max(pixels.shape[:2]) > LATEST_SIDE:
+            pixels = resize_long_side(pixels, LATEST_SIDE)
+        save_image(path, pixels)
+    except (OSError, ValueError, StyledError) as error:
+        log.warning("could not write %s (%s)", path, error)
 
 
 def _frame_store(work: WorkJob):

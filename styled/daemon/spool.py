@@ -9,6 +9,7 @@ Layout (each folder from the daemon config)::
     work/NAME/progress.json          scale, iteration, loss, ETA
     work/NAME/preview.png            a quick AdaIN rendering, written within seconds of the claim
     work/NAME/checkpoint.npz         where a restart resumes
+    work/NAME/latest.png             the checkpoint's image, at most 768 px, for the web page
     work/NAME/result/                what a cluster worker rendered, for the daemon to publish
     work/NAME/lease                  held (flock) by the cluster worker rendering the job
     work/NAME/stop                   the daemon asks that worker to checkpoint and stop
@@ -67,6 +68,10 @@ log = logging.getLogger(__name__)
 STATE_FILE = "state.json"
 PROGRESS_FILE = "progress.json"
 PREVIEW_FILE = "preview.png"
+#: The image of the latest checkpoint, small, for the web page (the checkpoint itself is float data).
+LATEST_FILE = "latest.png"
+#: Long side of latest.png: enough for a page, cheap to write at every checkpoint of a print-size render.
+LATEST_SIDE = 768
 CHECKPOINT_FILE = "checkpoint.npz"
 RESULT_DIR = "result"
 LEASE_FILE = "lease"
@@ -110,6 +115,10 @@ class WorkJob:
     @property
     def preview_path(self) -> Path:
         return self.path / PREVIEW_FILE
+
+    @property
+    def latest_path(self) -> Path:
+        return self.path / LATEST_FILE
 
     @property
     def checkpoint_path(self) -> Path:

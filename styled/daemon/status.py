@@ -17,6 +17,7 @@ from styled.daemon.inbox import scan_inbox
 from styled.daemon.lock import LOCK_FILE, holder_pid
 from styled.daemon.spool import (
     ERROR_JSON_FILE,
+    LATEST_FILE,
     PREVIEW_FILE,
     PROGRESS_FILE,
     REPORT_JSON_FILE,
@@ -37,21 +38,27 @@ class SpoolStatus:
     failed: list[dict[str, Any]] = field(default_factory=list)
     #: The Dask cluster's scheduler, dashboard and workers (work/.cluster.json), while the daemon runs one.
     cluster: dict[str, Any] | None = None
+    #: How many jobs are done and failed in all (the lists may hold only the newest, see read_status).
+    done_count: int = 0
+    failed_count: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def read_status(config: DaemonConfig) -> SpoolStatus:
-    """A snapshot of the spool; the newest done and failed jobs come first."""
+def read_status(config: DaemonConfig, recent: int | None = None) -> SpoolStatus:
+    """A snapshot of the spool; the newest done and failed jobs come first, only the ``recent``
+    newest of each read in detail when it is given (the counts cover them all)."""
     daemon_pid = holder_pid(config.work / LOCK_FILE)
+    done, failed = _folders(config.outbox), _folders(config.failed)
     return SpoolStatus(
         daemon_pid=daemon_pid,
         waiting=[{"name": p.path.name, "kind": p.kind, "path": str(p.path)} for p in scan_inbox(config.inbox)],
         running=[_running(path) for path in _folders(config.work, newest_first=False)],
-        done=[_done(path) for path in _folders(config.outbox)],
-        failed=[_failed(path) for path in _folders(config.failed)],
+        done=[_done(path) for path in done[:recent]],
+        failed=[_failed(path) for path in failed[:recent]],
         cluster=(_read_json(config.work / CLUSTER_FILE) or None) if daemon_pid and config.cluster else None,
+        done_count=len(done), failed_count=len(failed),
     )
 
 
@@ -84,12 +91,14 @@ def _running(path: Path) -> dict[str, Any]:
             "attempts": state.get("attempts"), "device": state.get("device"), "worker": state.get("worker"),
             "resumed": bool(state.get("resumed_from")), "progress": _read_json(path / PROGRESS_FILE) or None,
             "preview": str(path / PREVIEW_FILE) if (path / PREVIEW_FILE).exists() else None,
+            "latest": str(path / LATEST_FILE) if (path / LATEST_FILE).exists() else None,
             "path": str(path)}
 
 
 def _done(path: Path) -> dict[str, Any]:
     job = _read_json(path / REPORT_JSON_FILE).get("job", {})
-    return {"name": path.name, "delivered": job.get("delivered"), "path": str(path)}
+    return {"name": path.name, "delivered": job.get("delivered"), "worker": job.get("worker") or job.get("device"),
+            "path": str(path)}
 
 
 def _failed(path: Path) -> dict[str, Any]:
@@ -117,9 +126,9 @@ def format_status(status: SpoolStatus, limit: int = RECENT_LIMIT) -> str:
         lines.append(f"  {job['name']}  {detail}{resumed}")
         if job.get("preview"):
             lines.append(f"    preview: {job['preview']}")
-    lines.append(f"done     {len(status.done)}")
+    lines.append(f"done     {status.done_count}")
     lines += [f"  {job['name']}" for job in status.done[:limit]]
-    lines.append(f"failed   {len(status.failed)}")
+    lines.append(f"failed   {status.failed_count}")
     lines += [f"  {job['name']}: {job['reason']}" for job in status.failed[:limit]]
     return "\n".join(lines)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +30,32 @@ def submit(config: DaemonConfig, content: Path | None, styles: list[Path], overr
             raise ImageError("the image does not exist", where=str(path), hint="check the path")
     data, files = _spec_and_files(content, styles)
     data = apply_overrides(data, overrides)
-    build_job_spec(merge_defaults(config.defaults, data), source="styled submit")
-    name = job_name(name or (content or styles[0]).stem)
+    check_job(config, data, "styled submit")
+
+    def fill(folder: Path) -> None:
+        for file_name, source in files.items():
+            shutil.copyfile(source, folder / file_name)
+            fsync_path(folder / file_name)
+        atomic_write_text(folder / JOB_FILE, yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+
+    return place_job(config, name or (content or styles[0]).stem, fill)
+
+
+def check_job(config: DaemonConfig, data: dict[str, Any], source: str,
+              lines: dict[str, int] | None = None) -> None:
+    """Raise JobSpecError (with its key) when ``data`` would fail as a job.yaml, the daemon's
+    defaults applied as the daemon will apply them."""
+    build_job_spec(merge_defaults(config.defaults, data), source=source, lines=lines)
+
+
+def place_job(config: DaemonConfig, name: str, fill: Callable[[Path], None]) -> Path:
+    """A job folder ``inbox/NAME`` (or NAME-2, ...): ``fill`` writes its spec and images into a
+    folder the daemon ignores, and one rename moves the whole job in; return its path. A ``fill``
+    that raises leaves nothing behind."""
+    name = job_name(name)
     config.inbox.mkdir(parents=True, exist_ok=True)
     with staged_folder(config.inbox, name) as temporary:
-        for file_name, source in files.items():
-            shutil.copyfile(source, temporary / file_name)
-            fsync_path(temporary / file_name)
-        atomic_write_text(temporary / JOB_FILE, yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+        fill(temporary)
         return place_folder(temporary, config.inbox, name)
 
 

@@ -6,6 +6,7 @@ when a document's table differs from what this makes.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -63,7 +64,10 @@ def yaml_document(fields: Sequence[Field], values: Mapping[str, Any], header: st
 
     blocks = [header.rstrip("\n") + "\n"] if header else []
     for field in fields:
-        value = yaml.safe_dump(values.get(field.name, field.default), default_flow_style=True, allow_unicode=True, sort_keys=False,
+        value = values.get(field.name, field.default)
+        if dataclasses.is_dataclass(value):  # a nested table's defaults (web:) are written out in full
+            value = dataclasses.asdict(value)
+        value = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, sort_keys=False,
                                width=1 << 16)
         value = value.removesuffix("\n").removesuffix("\n...").strip()
         blocks.append(f"{yaml_comment(field)}\n{field.name}: {value}")
