@@ -12,7 +12,7 @@ from PIL import Image as PILImage
 REPO = Path(__file__).resolve().parents[1]
 SHARED_IMAGES = REPO.parent / "shared" / "images"
 #: Threads a test may leave behind: TensorFlow's and pytest-timeout's own helpers.
-ALLOWED_THREAD_PREFIXES = ("pytest_timeout", "ThreadPoolExecutor", "tf_", "Dummy-")
+ALLOWED_THREAD_PREFIXES = ("pytest_timeout", "ThreadPoolExecutor", "tf_", "Dummy-", "AnyIO worker thread")
 LEAK_GRACE_SECONDS = 5.0
 
 

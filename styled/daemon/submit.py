@@ -12,7 +12,7 @@ import yaml
 from styled.daemon.config import DaemonConfig
 from styled.daemon.inbox import JOB_FILE, is_ignored
 from styled.daemon.paths import NAME_UNSAFE, job_name
-from styled.engine.spec import build_job_spec
+from styled.engine.spec import JobSpec, build_job_spec
 from styled.errors import ImageError
 from styled.io.files import atomic_write_text, fsync_path, place_folder, staged_folder
 from styled.settings.sources import apply_overrides, merge_defaults
@@ -42,10 +42,10 @@ def submit(config: DaemonConfig, content: Path | None, styles: list[Path], overr
 
 
 def check_job(config: DaemonConfig, data: dict[str, Any], source: str,
-              lines: dict[str, int] | None = None) -> None:
-    """Raise JobSpecError (with its key) when ``data`` would fail as a job.yaml, the daemon's
-    defaults applied as the daemon will apply them."""
-    build_job_spec(merge_defaults(config.defaults, data), source=source, lines=lines)
+              lines: dict[str, int] | None = None) -> JobSpec:
+    """The spec ``data`` makes, the daemon's defaults applied as the daemon will apply them; raise
+    JobSpecError (with its key) when it would fail as a job.yaml."""
+    return build_job_spec(merge_defaults(config.defaults, data), source=source, lines=lines)
 
 
 def place_job(config: DaemonConfig, name: str, fill: Callable[[Path], None]) -> Path:

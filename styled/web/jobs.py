@@ -21,7 +21,8 @@ from styled.daemon.inbox import JOB_FILE
 from styled.daemon.paths import job_name
 from styled.daemon.spool import ERROR_JSON_FILE, INPUTS_DIR, link_or_copy
 from styled.daemon.submit import check_job, place_job
-from styled.errors import ImageError, JobSpecError, StyledError
+from styled.engine.spec import JobSpec
+from styled.errors import ImageError, JobSpecError, PluginError, StyledError
 from styled.io.files import atomic_write_text, fsync_path
 from styled.io.images import load_image
 from styled.settings.sources import parse_yaml
@@ -71,8 +72,10 @@ def submit_form(config: DaemonConfig, form: Submission) -> Path:
     """
     data, files = _spec_from_form(config, form)
     try:
-        check_job(config, data, "the form")
-    except JobSpecError as error:
+        spec = check_job(config, data, "the form")
+        if spec.plugins:
+            _check_plugins(config, spec)
+    except (JobSpecError, PluginError) as error:
         raise FormErrors({_field_of(error.key): _message(error)}) from None
     try:
         name = job_name(form.name or Path(form.content.filename if form.content else "job").stem or "job")
@@ -127,6 +130,14 @@ def _spec_from_form(config: DaemonConfig, form: Submission) -> tuple[dict[str, A
     if errors:
         raise FormErrors(errors)
     return data, files
+
+
+def _check_plugins(config: DaemonConfig, spec: JobSpec) -> None:
+    """Plugin options checked by the plugins' own schemas, as the daemon checks them (this loads the
+    plugins, and with them TensorFlow: only forms that name plugins pay for it)."""
+    from styled.plugins.manager import make_plugin_manager, validate_job_plugins
+
+    validate_job_plugins(make_plugin_manager(config.plugins_dir), spec, source="the form")
 
 
 def _typed(raw: str) -> Any:
@@ -224,8 +235,10 @@ def _check_spec_text(config: DaemonConfig, text: str) -> None:
         data, lines = parse_yaml(text, JOB_FILE)
         if not isinstance(data, dict):
             raise JobSpecError("a job spec must be a mapping of keys to values", where=JOB_FILE, line=1)
-        check_job(config, data, JOB_FILE, lines=lines)
-    except JobSpecError as error:
+        spec = check_job(config, data, JOB_FILE, lines=lines)
+        if spec.plugins:
+            _check_plugins(config, spec)
+    except (JobSpecError, PluginError) as error:
         raise FormErrors({"spec": _message(error)}) from None
 
 
