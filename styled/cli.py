@@ -422,7 +422,11 @@ def run_web(args: argparse.Namespace) -> int:
     from styled.web.server import make_server
 
     server = make_server(config, host=args.host, port=args.port)
-    server.run()  # uvicorn handles SIGTERM and SIGINT: it stops taking requests, then returns
+    # uvicorn handles SIGTERM and SIGINT while it runs (it stops taking requests, then returns) and
+    # then raises the signal again for the handler it found: this one, so that a stop is a clean exit.
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, lambda signum, frame: None)
+    server.run()
     return EXIT_OK if server.started else EXIT_FAILED
 
 
