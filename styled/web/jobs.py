@@ -70,13 +70,15 @@ def submit_form(config: DaemonConfig, form: Submission) -> Path:
 
     Raises FormErrors, one message per field, naming the key and how to fix it.
     """
-    data, files = _spec_from_form(config, form)
-    try:
+    data, files, errors = _spec_from_form(config, form)
+    try:  # the spec's own rules too, so that every mistake shows at once
         spec = check_job(config, data, "the form")
-        if spec.plugins:
+        if spec.plugins and not errors:
             _check_plugins(config, spec)
     except (JobSpecError, PluginError) as error:
-        raise FormErrors({_field_of(error.key): _message(error)}) from None
+        errors.setdefault(_field_of(error.key), _message(error))
+    if errors:
+        raise FormErrors(errors)
     try:
         name = job_name(form.name or Path(form.content.filename if form.content else "job").stem or "job")
     except StyledError as error:
@@ -90,7 +92,9 @@ def submit_form(config: DaemonConfig, form: Submission) -> Path:
     return place_job(config, name, fill)
 
 
-def _spec_from_form(config: DaemonConfig, form: Submission) -> tuple[dict[str, Any], list[tuple[tuple[str, Upload], str]]]:
+def _spec_from_form(config: DaemonConfig, form: Submission
+                    ) -> tuple[dict[str, Any], list[tuple[tuple[str, Upload], str]], dict[str, str]]:
+    """The spec the form makes, the uploads with the names they get, and the errors found so far."""
     errors: dict[str, str] = {}
     data: dict[str, Any] = {}
     if form.more.strip():
@@ -127,9 +131,7 @@ def _spec_from_form(config: DaemonConfig, form: Submission) -> tuple[dict[str, A
         data["style"] = styles
     elif not data.get("plugins"):
         errors.setdefault(STYLE_FIELD, "choose at least one style image (upload one or pick from the library)")
-    if errors:
-        raise FormErrors(errors)
-    return data, files
+    return data, files, errors
 
 
 def _check_plugins(config: DaemonConfig, spec: JobSpec) -> None:

@@ -205,3 +205,33 @@ def test_styled_web_refuses_to_listen_beyond_this_machine_without_a_token(tmp_pa
     done = run_cli("web", "--config", str(config))
     assert done.returncode == 2 and "no token is set" in done.stderr and "web.host" in done.stderr
     assert time.monotonic() - started < PAGE_SECONDS
+
+
+def test_the_pages_fit_a_phone_and_work_without_javascript(studio, tmp_path):
+    """After the tests above the spool has a result and (maybe) failures: every page at a phone's
+    width has no sideways scrolling, and with scripts off the pages and the form still work."""
+    wait_for(lambda: folders(studio["folder"] / "outbox"), RENDER_SECONDS, "a result from the tests above")
+    name = folders(studio["folder"] / "outbox")[0]
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=390,844",
+                     "--blink-settings=scriptEnabled=false"):
+        options.add_argument(argument)
+    phone = webdriver.Chrome(service=webdriver.ChromeService(CHROMEDRIVER), options=options)
+    try:
+        for path in ("/", "/gallery", f"/jobs/{name}", "/submit"):
+            phone.get(studio["url"] + path)
+            width = phone.get_window_size()["width"]
+            scroll = phone.find_element(By.TAG_NAME, "html").get_property("scrollWidth")
+            assert scroll <= width, f"{path} is {scroll} px wide on a {width} px phone"
+        phone.get(studio["url"] + "/")
+        assert phone.find_element(By.CSS_SELECTOR, f"#done a[href='/jobs/{name}']"), "listed without scripts"
+        photo = make_image(tmp_path / "no-script.png")
+        phone.get(studio["url"] + "/submit")
+        phone.find_element(By.ID, "content").send_keys(str(photo))
+        phone.find_element(By.ID, "size").send_keys("99999")
+        phone.find_element(By.ID, "send").click()
+        error = wait_for(lambda: find(phone, "#size-error"), PAGE_SECONDS, "the size error without scripts")
+        assert "size" in error.text
+    finally:
+        phone.quit()
