@@ -63,18 +63,21 @@ def read_status(config: DaemonConfig, recent: int | None = None) -> SpoolStatus:
 
 
 def _folders(parent: Path, newest_first: bool = True) -> list[Path]:
+    """The visible sub-folders, by modification time (one scandir: no second stat per entry)."""
+    found = []
     try:
-        paths = [p for p in parent.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        with os.scandir(parent) as entries:
+            for entry in entries:
+                if entry.name.startswith(".") or not entry.is_dir():
+                    continue
+                try:
+                    found.append((entry.stat().st_mtime, entry.path))
+                except OSError:
+                    found.append((0.0, entry.path))
     except FileNotFoundError:
         return []
-    return sorted(paths, key=_mtime, reverse=newest_first)
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0
+    found.sort(key=lambda item: item[0], reverse=newest_first)
+    return [Path(path) for _, path in found]
 
 
 def _read_json(path: Path) -> dict[str, Any]:

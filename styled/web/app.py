@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import mimetypes
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -84,11 +85,31 @@ def create_app(config: DaemonConfig, token: str | None) -> Starlette:
         NotInSpool: pages.not_found, 404: pages.not_found})
 
 
+class QueueWatch:
+    """One look at the spool per EVENT_SECONDS, shared by every open page: ten pages cost the
+    daemon's disk what one does."""
+
+    def __init__(self, config: DaemonConfig):
+        self.config = config
+        self.snapshot: str | None = None
+        self.taken = -float("inf")
+        self.lock = asyncio.Lock()
+
+    async def current(self) -> str:
+        async with self.lock:
+            now = time.monotonic()
+            if now - self.taken >= EVENT_SECONDS * 0.9:
+                queue_now = await to_thread.run_sync(queue, self.config)
+                self.snapshot, self.taken = json.dumps(queue_now, sort_keys=True), now
+            return self.snapshot
+
+
 class _Pages:
-    """The route handlers, sharing the config, the templates and the thumbnail cache."""
+    """The route handlers, sharing the config, the templates, the thumbnail cache and the queue."""
 
     def __init__(self, config: DaemonConfig, templates: Jinja2Templates, thumbnails: Path):
         self.config, self.templates, self.thumbnails = config, templates, thumbnails
+        self.watch = QueueWatch(config)
 
     def render(self, request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
         return self.templates.TemplateResponse(request, template, {"csrf": request.state.csrf, **context},
@@ -114,7 +135,7 @@ class _Pages:
         """The queue each time it changes (checked every EVENT_SECONDS), a comment when idle."""
         last, quiet = None, 0.0
         while not await request.is_disconnected():
-            snapshot = json.dumps(await to_thread.run_sync(queue, self.config), sort_keys=True)
+            snapshot = await self.watch.current()
             if snapshot != last:
                 last, quiet = snapshot, 0.0
                 yield f"event: queue\ndata: {snapshot}\n\n"

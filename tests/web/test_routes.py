@@ -439,3 +439,31 @@ def test_a_loose_spec_goes_back_as_a_job_folder(spool, client):
     answer = client.post("/failed/loose-2/retry", data={"csrf": csrf_of(client)}, follow_redirects=False)
     assert answer.headers["location"] == "/?retried=loose-2"
     assert sorted(p.name for p in (spool.inbox / "loose-2").iterdir()) == ["job.yaml", "photo.png", "style.png"]
+
+
+def test_text_from_the_spool_is_escaped(spool, client):
+    folder = fail(spool.failed, "broken", spec="content: '<script>alert(1)</script>'\n")
+    payload = json.loads((folder / "error.json").read_text())
+    payload["message"] = "<img src=x onerror=alert(1)>"
+    (folder / "error.json").write_text(json.dumps(payload))
+    page = client.get("/failed/broken").text
+    assert "<script>alert" not in page and "<img src=x" not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
+
+
+def test_open_pages_share_one_look_at_the_spool_per_second(spool):
+    from styled.web.app import EVENT_SECONDS, QueueWatch
+
+    watch = QueueWatch(spool)
+
+    async def twice_then_later() -> tuple[str, str, str]:
+        first = await watch.current()
+        (spool.inbox / "new-job").mkdir()
+        (spool.inbox / "new-job" / "job.yaml").write_text("content: a.png\n")
+        second = await watch.current()  # another page, at once: the same look
+        await asyncio.sleep(EVENT_SECONDS)
+        return first, second, await watch.current()
+
+    first, second, later = asyncio.run(twice_then_later())
+    assert first is second and "new-job" not in second
+    assert "new-job" in later
