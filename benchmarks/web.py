@@ -22,6 +22,7 @@ render seconds of each come from its report.json. Medians, and their ratio.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -170,11 +171,9 @@ class LivePages:
 
     @staticmethod
     def _drain(response) -> None:  # noqa: ANN001
-        try:
-            while response.readline():
-                pass
-        except (OSError, ValueError, AttributeError):  # closed under the reader by close()
-            pass
+        """Read the stream as a browser does, until close() ends it under the reader."""
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            response.read()
 
     def close(self) -> None:
         for response in self.responses:

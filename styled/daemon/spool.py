@@ -60,6 +60,7 @@ from styled.io.files import (
     make_folder,
     numbered,
     place_folder,
+    remove_folder,
     staged_folder,
 )
 
@@ -86,7 +87,6 @@ ERROR_JSON_FILE = "error.json"
 REPORT_JSON_FILE = "report.json"
 #: A finished job's work folder is renamed to this prefix before it is removed, so removal is atomic.
 DONE_PREFIX = ".done-"
-DONE_TOKEN_CHARS = 8
 
 
 @dataclass(frozen=True)
@@ -404,10 +404,7 @@ class Spool:
 
     def finish(self, job: WorkJob) -> None:
         """Remove a delivered (or failed) job from work/: rename it aside first, so it is atomic."""
-        aside = job.path.with_name(f"{DONE_PREFIX}{job.path.name}-{uuid.uuid4().hex[:DONE_TOKEN_CHARS]}")
-        os.rename(job.path, aside)
-        fsync_path(job.path.parent)
-        shutil.rmtree(aside, ignore_errors=True)
+        remove_folder(job.path, DONE_PREFIX)
 
     def work_jobs(self) -> Iterator[WorkJob]:
         for path in sorted(self.config.work.iterdir(), key=_path_mtime):

@@ -319,6 +319,15 @@ def staged_folder(parent: Path, name: str, *, private: bool = False) -> Iterator
         raise
 
 
+def remove_folder(path: Path, prefix: str) -> None:
+    """Remove a folder so that readers see it whole or gone: rename it to a hidden ``prefix`` name
+    beside it first, then delete that."""
+    aside = path.with_name(f"{prefix}{path.name}-{secrets.token_hex(4)}")
+    os.rename(path, aside)
+    fsync_path(path.parent)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
 def numbered(name: str) -> Iterator[str]:
     """NAME, NAME-2, NAME-3, ...: the names a folder may take when NAME is taken."""
     yield name

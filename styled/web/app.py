@@ -192,11 +192,11 @@ class _Pages:
         problem = csrf_problem(request, _text(form.get(CSRF_FIELD)))
         if problem:
             return self.render(request, "message.html", 403, title="Refused", message=problem)
-        page = await to_thread.run_sync(failed_page, self.config, name)
         edited = _text(form.get("spec")) if form.get("edit") else None
         try:
             placed = await to_thread.run_sync(retry, self.config, name, edited)
         except FormErrors as errors:
+            page = await to_thread.run_sync(failed_page, self.config, name)
             return self.render(request, "failed.html", 422, job=page, errors=errors.errors,
                                spec_text=edited if edited is not None else page.spec_text)
         return RedirectResponse(f"/?retried={placed.name}", status_code=303)

@@ -5,10 +5,8 @@ daemon never sees half a job.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,14 +17,14 @@ import yaml
 from styled.daemon.config import DaemonConfig
 from styled.daemon.inbox import JOB_FILE
 from styled.daemon.paths import job_name
-from styled.daemon.spool import ERROR_JSON_FILE, INPUTS_DIR, link_or_copy
+from styled.daemon.spool import ERROR_JSON_FILE, INPUTS_DIR, link_or_copy, read_json_object
 from styled.daemon.submit import check_job, place_job
 from styled.engine.spec import JobSpec
 from styled.errors import ImageError, JobSpecError, PluginError, StyledError
-from styled.io.files import atomic_write_text, fsync_path
+from styled.io.files import atomic_write_text, fsync_path, remove_folder
 from styled.io.images import load_image
 from styled.settings.sources import parse_yaml
-from styled.web.view import IMAGE_SUFFIXES, job_folder, library_images, read_json, retry_spec
+from styled.web.view import IMAGE_SUFFIXES, job_folder, library_images, retry_spec
 
 #: The form's fields that are job-spec keys, in the order the form shows them.
 FORM_KEYS = ("size", "style_weight", "method", "preserve_colors")
@@ -228,7 +226,7 @@ def retry(config: DaemonConfig, name: str, spec_text: str | None = None) -> Path
         atomic_write_text(staged / JOB_FILE, text)
 
     placed = place_job(config, _original_name(folder), fill)
-    _remove_failed(folder)
+    remove_folder(folder, RETRIED_PREFIX)
     return placed
 
 
@@ -246,14 +244,6 @@ def _check_spec_text(config: DaemonConfig, text: str) -> None:
 
 def _original_name(folder: Path) -> str:
     """The job's own name (failed/NAME-2 goes back as NAME; the inbox numbers it again if taken)."""
-    job = read_json(folder / ERROR_JSON_FILE).get("job")
+    job = read_json_object(folder / ERROR_JSON_FILE).get("job")
     name = job.get("name") if isinstance(job, dict) else None
     return name if isinstance(name, str) and name else folder.name
-
-
-def _remove_failed(folder: Path) -> None:
-    aside = folder.with_name(f"{RETRIED_PREFIX}{folder.name}-{uuid.uuid4().hex[:8]}")
-    os.rename(folder, aside)
-    fsync_path(folder.parent)
-    shutil.rmtree(aside, ignore_errors=True)
-

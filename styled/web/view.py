@@ -23,18 +23,18 @@ from styled.daemon.spool import (
     LIBRARY_INPUTS_DIR,
     PREVIEW_FILE,
     REPORT_JSON_FILE,
+    read_json_object,
 )
-from styled.daemon.status import SpoolStatus, read_status
+from styled.daemon.status import SpoolStatus, folders_by_time, read_status
 from styled.engine.types import clock
 from styled.io.images import SAVE_FORMATS
+from styled.report import LOSS_PLOT_FILE, SHEET_FILE
 
 #: The spool folders a URL may read from, and which files of a work folder (the rest is private).
 AREAS = ("outbox", "failed", "work")
 WORK_FILES = (PREVIEW_FILE, LATEST_FILE)
 #: Images the browser can show; a result in another format (TIFF, a clip) is shown by its sheet.
 SHOWN_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
-SHEET_FILE = "sheet.png"
-LOSS_FILE = "loss.png"
 #: Done and failed jobs the queue lists (the gallery pages through all of them).
 QUEUE_RECENT = 12
 GALLERY_PAGE = 24
@@ -42,14 +42,6 @@ GALLERY_PAGE = 24
 
 class NotInSpool(LookupError):
     """A URL named something that is not a file the page serves (answered with 404, never a hint why)."""
-
-
-@dataclass(frozen=True)
-class Finished:
-    """A folder in outbox/ or failed/, with the time it arrived there."""
-
-    name: str
-    mtime: float
 
 
 @dataclass(frozen=True)
@@ -126,29 +118,9 @@ def _plain_name(name: str) -> bool:
             and all(ord(char) >= 32 for char in name) and PurePosixPath(name).name == name)
 
 
-def read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def finished(config: DaemonConfig, area: str) -> list[Finished]:
-    """The folders of outbox/ or failed/, newest first, from one directory scan (no file is read)."""
-    found = []
-    try:
-        with os.scandir(spool_root(config, area)) as entries:
-            for entry in entries:
-                if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
-                    continue
-                try:
-                    found.append(Finished(entry.name, entry.stat(follow_symlinks=False).st_mtime))
-                except OSError:
-                    continue
-    except FileNotFoundError:
-        return []
-    return sorted(found, key=lambda item: (item.mtime, item.name), reverse=True)
+def finished(config: DaemonConfig, area: str) -> list[str]:
+    """The job names in outbox/ or failed/, newest first, from one directory scan (no file is read)."""
+    return [path.name for path in folders_by_time(spool_root(config, area))]
 
 
 def queue(config: DaemonConfig) -> dict[str, Any]:
@@ -202,7 +174,7 @@ def progress_detail(status: str, progress: dict[str, Any]) -> str:
 
 def job_page(config: DaemonConfig, name: str) -> JobPage:
     folder = job_folder(config, "outbox", name)
-    report = read_json(folder / REPORT_JSON_FILE)
+    report = read_json_object(folder / REPORT_JSON_FILE)
     settings = report.get("settings") if isinstance(report.get("settings"), dict) else {}
     inputs = report.get("inputs") if isinstance(report.get("inputs"), dict) else {}
     styles = inputs.get("style") or []
@@ -212,7 +184,7 @@ def job_page(config: DaemonConfig, name: str) -> JobPage:
         content=_input(folder, inputs.get("content")),
         styles=tuple(found for found in (_input(folder, style) for style in styles if isinstance(style, str))
                      if found),
-        extras=tuple(extra for extra in (SHEET_FILE, LOSS_FILE) if (folder / extra).is_file()),
+        extras=tuple(extra for extra in (SHEET_FILE, LOSS_PLOT_FILE) if (folder / extra).is_file()),
         settings=tuple((key, _setting_text(value)) for key, value in settings.items()),
     )
 
@@ -246,7 +218,7 @@ def shown_image(page: JobPage) -> str | None:
 def gallery_source(config: DaemonConfig, name: str) -> Path:
     """The file a job's thumbnail is made from (its result, its sheet for clips and TIFFs)."""
     folder = job_folder(config, "outbox", name)
-    settings = read_json(folder / REPORT_JSON_FILE).get("settings") or {}
+    settings = read_json_object(folder / REPORT_JSON_FILE).get("settings") or {}
     output = settings.get("output") if isinstance(settings, dict) else None
     for candidate in (output, SHEET_FILE):
         if isinstance(candidate, str) and Path(candidate).suffix.lower() in SHOWN_SUFFIXES + tuple(SAVE_FORMATS):
@@ -259,7 +231,7 @@ def gallery_source(config: DaemonConfig, name: str) -> Path:
 
 def failed_page(config: DaemonConfig, name: str) -> FailedPage:
     folder = job_folder(config, "failed", name)
-    error = read_json(folder / ERROR_JSON_FILE)
+    error = read_json_object(folder / ERROR_JSON_FILE)
     try:
         text = (folder / ERROR_TEXT_FILE).read_text(encoding="utf-8", errors="replace")
     except OSError:
