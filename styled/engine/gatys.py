@@ -30,6 +30,7 @@ from styled.engine.types import (
     RenderOptions,
     Result,
     ScaleJob,
+    TilePass,
 )
 from styled.io import images
 from styled.nets.devices import Device, resolve_device
@@ -60,6 +61,8 @@ class _Run:
     elapsed_before: float = 0.0
     last_checkpoint: float = 0.0
     scale_started: float = 0.0
+    #: A tiled evaluation cut short by a stop request, for the checkpoint that ends the render.
+    pending: TilePass | None = None
 
     @property
     def sizes(self) -> tuple[int, ...]:
@@ -96,11 +99,12 @@ def _optimise_all_scales(run: _Run) -> tuple[tuple[int, ScaleState], bool]:
     previous: np.ndarray | None = None
     for index in range(first, len(run.sizes)):
         scale_job = _scale_job(run, index)
+        evaluation = None
         if resume and index == first:
-            state = resume.state
+            state, evaluation = resume.state, resume.evaluation
         else:
             state = ScaleState(image=_initial_image(run, scale_job, previous))
-        state, interrupted = _optimise_scale(run, scale_job, state)
+        state, interrupted = _optimise_scale(run, scale_job, state, evaluation)
         if interrupted:
             return (index, state), True
         run.history.extend({"scale": index + 1, **entry} for entry in state.history)
@@ -206,7 +210,14 @@ def collect_terms(plugins: pluggy.PluginManager, scale_job: ScaleJob) -> list[Lo
     return terms
 
 
-def _optimise_scale(run: _Run, scale_job: ScaleJob, state: ScaleState) -> tuple[ScaleState, bool]:
+class _StopWithinIteration(Exception):
+    """A stop request seen between two tiles: the render ends with a checkpoint of the tiles done."""
+
+
+def _optimise_scale(run: _Run, scale_job: ScaleJob, state: ScaleState,
+                    evaluation: TilePass | None = None) -> tuple[ScaleState, bool]:
+    """Optimise one scale; True with the state if a stop request ended it early. ``evaluation``
+    is a checkpoint's unfinished tiled evaluation of ``state.image``."""
     spec = run.job.spec
     scale_job, terms = _scale_with_terms(run, scale_job)
     plan = run.plans[scale_job.scale_index]
@@ -218,21 +229,32 @@ def _optimise_scale(run: _Run, scale_job: ScaleJob, state: ScaleState) -> tuple[
 
     def on_tile(done: int, tiles: int) -> None:
         _report_progress(run, scale_job, state, iterations, last["total"], last["values"], (done, tiles))
+        if _stop_requested(run):
+            raise _StopWithinIteration
+        _maybe_checkpoint(run, scale_job.scale_index, state, force=False, evaluation=evaluate.progress)
 
-    evaluate = _objective(run, scale_job, terms, plan, on_tile)
+    evaluate = _objective(run, scale_job, terms, plan, on_tile, evaluation)
 
     def on_iteration(current: ScaleState, total: float, values: dict[str, float]) -> bool:
         last.update(total=total, values=values)
         _report_progress(run, scale_job, current, iterations, total, values)
-        stop["requested"] = bool(run.options.should_stop and run.options.should_stop())
+        stop["requested"] = _stop_requested(run)
         _maybe_checkpoint(run, scale_job.scale_index, current, force=stop["requested"])
         return stop["requested"]
 
-    state = optimise_scale(
-        state, evaluate, optimizer, iterations=iterations, deadline=_deadline(run, scale_job.scale_index),
-        project=_projector(run.plugins, scale_job), on_iteration=on_iteration,
-    )
+    try:
+        state = optimise_scale(
+            state, evaluate, optimizer, iterations=iterations, deadline=_deadline(run, scale_job.scale_index),
+            project=_projector(run.plugins, scale_job), on_iteration=on_iteration,
+        )
+    except _StopWithinIteration:
+        run.pending = evaluate.progress()
+        return state, True
     return state, stop["requested"]
+
+
+def _stop_requested(run: _Run) -> bool:
+    return bool(run.options.should_stop and run.options.should_stop())
 
 
 def _scale_with_terms(run: _Run, scale_job: ScaleJob) -> tuple[ScaleJob, list[LossTerm]]:
@@ -247,10 +269,11 @@ def _scale_with_terms(run: _Run, scale_job: ScaleJob) -> tuple[ScaleJob, list[Lo
     return scale_job, terms
 
 
-def _objective(run: _Run, scale_job: ScaleJob, terms: list[LossTerm], plan: MemoryPlan, on_tile):
+def _objective(run: _Run, scale_job: ScaleJob, terms: list[LossTerm], plan: MemoryPlan, on_tile,
+               evaluation: TilePass | None):
     if plan.tile is None:
         return compile_loss(run.extractor, terms, scale_job.shape)
-    return TiledLoss(run.extractor, terms, scale_job.windows(scale_job.shape), on_tile=on_tile)
+    return TiledLoss(run.extractor, terms, scale_job.windows(scale_job.shape), on_tile=on_tile, resume=evaluation)
 
 
 def _optimizer_for(run: _Run, plan: MemoryPlan) -> Lbfgs | Adam:
@@ -318,20 +341,24 @@ def _eta(run: _Run, index: int, done_here: float, iterations: int) -> float | No
     return remaining
 
 
-def _maybe_checkpoint(run: _Run, index: int, state: ScaleState, force: bool) -> None:
+def _maybe_checkpoint(run: _Run, index: int, state: ScaleState, force: bool,
+                      evaluation: Callable[[], TilePass | None] | None = None) -> None:
+    """A checkpoint if one is due; between the tiles of an iteration, ``evaluation`` says how far
+    that iteration has got, so a restart does not do its tiles again."""
     options = run.options
     if options.on_checkpoint is None:
         return
     now = time.monotonic()
     due = options.checkpoint_seconds is not None and now - run.last_checkpoint >= options.checkpoint_seconds
     if force or due:
-        options.on_checkpoint(_snapshot(run, index, state))
+        options.on_checkpoint(_snapshot(run, index, state, evaluation() if evaluation else None))
         run.last_checkpoint = now
 
 
-def _snapshot(run: _Run, index: int, state: ScaleState) -> Checkpoint:
+def _snapshot(run: _Run, index: int, state: ScaleState, evaluation: TilePass | None = None) -> Checkpoint:
     """A checkpoint that later iterations cannot change (images are replaced, never mutated)."""
-    return Checkpoint(index, replace(state, history=list(state.history)), list(run.history), run.elapsed())
+    return Checkpoint(index, replace(state, history=list(state.history)), list(run.history), run.elapsed(),
+                      evaluation)
 
 
 def _finish(run: _Run, position: tuple[int, ScaleState], interrupted: bool) -> Result:
@@ -339,7 +366,7 @@ def _finish(run: _Run, position: tuple[int, ScaleState], interrupted: bool) -> R
     job, spec = run.job, run.job.spec
     image = state.best_image if state.best_image is not None else state.image
     history = run.history + ([] if not interrupted else [{"scale": index + 1, **e} for e in state.history])
-    checkpoint = _snapshot(run, index, state) if interrupted else None
+    checkpoint = _snapshot(run, index, state, run.pending) if interrupted else None
     if not interrupted:
         image = finalize(job, run.plugins, image)
     return Result(

@@ -12,13 +12,15 @@ float rounding (docs/print-size.md).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
-from styled.engine.types import LossTerm, Window
+from styled.engine.types import LossTerm, TilePass, Window
 from styled.errors import MemoryBudgetError
 from styled.nets.vgg import FeatureExtractor
 
@@ -106,6 +108,17 @@ def check_tileable(terms: Sequence[LossTerm]) -> None:
         )
 
 
+@dataclass
+class _Evaluation:
+    """One tiled evaluation under way: the image, tile passes done, the sums, the gradient so far."""
+
+    image: np.ndarray
+    done: int = 0
+    sums: list[tuple] | None = None
+    gradient: np.ndarray | None = None
+    key: str | None = None
+
+
 class _ExpectedRetracing(logging.Filter):
     """Tiles of up to nine shapes (edges, corners) are traced once each, by design; TensorFlow's
     warning about functions traced repeatedly would only alarm users."""
@@ -117,11 +130,24 @@ class _ExpectedRetracing(logging.Filter):
 _RETRACING_FILTER = _ExpectedRetracing()
 
 
+def evaluation_key(image: np.ndarray, windows: Sequence[Window]) -> str:
+    """A name for one tiled evaluation: the image's bytes and the tiles it is cut into."""
+    digest = hashlib.blake2b(np.ascontiguousarray(image, np.float32).data, digest_size=16)
+    digest.update(repr(tuple(windows)).encode())
+    return digest.hexdigest()
+
+
 class TiledLoss:
-    """The objective and its exact gradient, computed over ``windows`` (see the module's docstring)."""
+    """The objective and its exact gradient, computed over ``windows`` (see the module's docstring).
+
+    ``progress()`` says how far the evaluation under way has got (for a checkpoint within an
+    iteration); ``resume``, such a record, lets the first evaluation of the same image and tiles
+    pick up where it was.
+    """
 
     def __init__(self, extractor: FeatureExtractor, terms: list[LossTerm], windows: Sequence[Window],
-                 on_tile: OnTile | None = None, xla_min_pixels: int = XLA_MIN_PIXELS):
+                 on_tile: OnTile | None = None, xla_min_pixels: int = XLA_MIN_PIXELS,
+                 resume: TilePass | None = None):
         check_tileable(terms)
         tf.get_logger().addFilter(_RETRACING_FILTER)  # a set: adding it again changes nothing
         self._extractor, self._terms, self._windows = extractor, terms, tuple(windows)
@@ -132,20 +158,56 @@ class TiledLoss:
         self._xla_min_pixels = xla_min_pixels
         self._targets = [tuple(term.tiling.targets(window) for term in terms) for window in self._windows]
         self._passes: dict[Window, tuple[Callable, Callable]] = {}
+        self._resume = resume
+        self._current: _Evaluation | None = None
 
     def __call__(self, image: np.ndarray) -> tuple[float, dict[str, float], np.ndarray]:
-        sums = self._sum_over_tiles(image)
-        total, values, cotangents = self._combine(sums)
-        grad = self._gradient(image, cotangents)
-        return total, dict(zip(self._names, values)), grad
+        self._current = current = self._start(image)
+        tiles = len(self._windows)
+        for index in range(current.done, tiles):
+            self._add_sums(current, self._pass(self._windows[index])[0](self._tile(image, self._windows[index]),
+                                                                       self._targets[index]))
+            self._finished_tile(current)
+        total, values, cotangents = self._combine(current.sums)
+        if current.gradient is None:
+            current.gradient = np.zeros_like(image)
+        for index in range(current.done - tiles, tiles):
+            window = self._windows[index]
+            share = self._pass(window)[1](self._tile(image, window), self._targets[index], cotangents)
+            window.pixels(current.gradient)[...] += share.numpy()[0]
+            self._finished_tile(current)
+        self._current = None
+        return total, dict(zip(self._names, values)), current.gradient
 
-    def _sum_over_tiles(self, image: np.ndarray) -> list[tuple]:
-        sums = None
-        for index, window in enumerate(self._windows):
-            parts = self._pass(window)[0](self._tile(image, window), self._targets[index])
-            sums = parts if sums is None else tf.nest.map_structure(tf.add, sums, parts)
-            self._tiled(index + 1)
-        return sums
+    def progress(self) -> TilePass | None:
+        """The evaluation under way, as a checkpoint keeps it (copies: the passes go on)."""
+        current = self._current
+        if current is None or current.done == 0:
+            return None
+        if current.key is None:
+            current.key = evaluation_key(current.image, self._windows)
+        sums = tuple(tuple(np.array(value) for value in term) for term in current.sums)
+        gradient = None if current.gradient is None else current.gradient.copy()
+        return TilePass(current.key, current.done, sums, gradient)
+
+    def _start(self, image: np.ndarray) -> _Evaluation:
+        """A fresh evaluation, or the one a checkpoint recorded if it is of this image and these tiles."""
+        resume, self._resume = self._resume, None
+        if resume is not None and resume.key == evaluation_key(image, self._windows):
+            log.info("resuming an evaluation after %d of %d tile passes", resume.done, 2 * len(self._windows))
+            sums = [tuple(tf.constant(value) for value in term) for term in resume.sums]
+            gradient = None if resume.gradient is None else resume.gradient.copy()
+            return _Evaluation(image, resume.done, sums, gradient, resume.key)
+        return _Evaluation(image)
+
+    @staticmethod
+    def _add_sums(current: _Evaluation, parts: list[tuple]) -> None:
+        current.sums = parts if current.sums is None else tf.nest.map_structure(tf.add, current.sums, parts)
+
+    def _finished_tile(self, current: _Evaluation) -> None:
+        current.done += 1
+        if self._on_tile is not None:
+            self._on_tile(current.done, 2 * len(self._windows))
 
     def _combine(self, sums: list[tuple]) -> tuple[float, list[float], list[tuple]]:
         flat = tf.nest.flatten(sums)
@@ -156,18 +218,6 @@ class TiledLoss:
             total = tf.add_n([weight * value for weight, value in zip(self._weights, values)])
         cotangents = tape.gradient(total, flat, unconnected_gradients="zero")
         return float(total), [float(value) for value in values], tf.nest.pack_sequence_as(sums, cotangents)
-
-    def _gradient(self, image: np.ndarray, cotangents: list[tuple]) -> np.ndarray:
-        grad = np.zeros_like(image)
-        for index, window in enumerate(self._windows):
-            share = self._pass(window)[1](self._tile(image, window), self._targets[index], cotangents)
-            window.pixels(grad)[...] += share.numpy()[0]
-            self._tiled(len(self._windows) + index + 1)
-        return grad
-
-    def _tiled(self, done: int) -> None:
-        if self._on_tile is not None:
-            self._on_tile(done, 2 * len(self._windows))
 
     @staticmethod
     def _tile(image: np.ndarray, window: Window) -> tf.Tensor:

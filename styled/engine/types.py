@@ -231,23 +231,55 @@ class Progress:
         return self.iteration + (self.tile / self.tiles if self.tiles else 0.0)
 
 
+@dataclass(frozen=True)
+class TilePass:
+    """How far a tiled evaluation of the checkpoint's image had got when the checkpoint was taken.
+
+    At print sizes one evaluation (two passes over the tiles) takes minutes; with this a restart
+    finishes it instead of starting it again, so a kill -9 loses at most ``checkpoint_seconds``.
+    ``key`` names the image and the tiling it belongs to (``styled.engine.objective.evaluation_key``);
+    a restart that tiles differently, or evaluates another image first, ignores it.
+    """
+
+    key: str
+    done: int  # tiles finished over both passes: below the tile count, first-pass sums; above, gradient
+    sums: tuple[tuple[np.ndarray, ...], ...]  # per term, the sums of the tiles done (first pass: so far)
+    gradient: np.ndarray | None = None  # the second pass's gradient so far
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        named = {f"tile_sum_{i}_{j}": value for i, term in enumerate(self.sums) for j, value in enumerate(term)}
+        return named | ({"tile_gradient": self.gradient} if self.gradient is not None else {})
+
+    def meta(self) -> dict[str, Any]:
+        return {"key": self.key, "done": self.done, "sums": [len(term) for term in self.sums]}
+
+    @classmethod
+    def from_saved(cls, meta: Mapping[str, Any], data: Mapping[str, np.ndarray]) -> TilePass:
+        sums = tuple(tuple(data[f"tile_sum_{i}_{j}"] for j in range(count)) for i, count in enumerate(meta["sums"]))
+        gradient = data["tile_gradient"] if "tile_gradient" in data else None
+        return cls(meta["key"], int(meta["done"]), sums, gradient)
+
+
 @dataclass
 class Checkpoint:
-    """Enough state to resume a render near where it stopped."""
+    """Enough state to resume a render near where it stopped (at print sizes, within an iteration)."""
 
     scale_index: int
     state: ScaleState
     history: list[dict[str, float]]
     elapsed: float
+    evaluation: TilePass | None = None
 
     def save(self, path: Path) -> None:
         """Write atomically: a reader (or a restart after kill -9) sees the old or the new one."""
         meta = {"scale_index": self.scale_index, "iteration": self.state.iteration,
                 "best_loss": self.state.best_loss, "history": self.history + self.state.history,
-                "scale_history_start": len(self.history), "elapsed": self.elapsed}
+                "scale_history_start": len(self.history), "elapsed": self.elapsed,
+                "evaluation": self.evaluation.meta() if self.evaluation else None}
         best = self.state.best_image if self.state.best_image is not None else self.state.image
+        extra = self.evaluation.arrays() if self.evaluation else {}
         atomic_write_stream(path, lambda stream: np.savez(stream, image=self.state.image, best_image=best,
-                                                          meta=json.dumps(meta)))
+                                                          meta=json.dumps(meta), **extra))
 
     @classmethod
     def load(cls, path: Path) -> Checkpoint:
@@ -258,7 +290,9 @@ class Checkpoint:
             state = ScaleState(image=data["image"], iteration=meta["iteration"],
                                best_image=data["best_image"], best_loss=meta["best_loss"],
                                history=history[start:])
-        return cls(meta["scale_index"], state, history[:start], meta["elapsed"])
+            saved = meta.get("evaluation")
+            evaluation = TilePass.from_saved(saved, data) if saved else None
+        return cls(meta["scale_index"], state, history[:start], meta["elapsed"], evaluation)
 
 
 @dataclass(frozen=True)

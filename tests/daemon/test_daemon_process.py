@@ -61,6 +61,33 @@ def test_kill_9_mid_job_then_a_restart_resumes_and_delivers_exactly_once(tmp_pat
     assert folders(elsewhere) == [] and folders(tmp_path) == ["elsewhere", "failed", "inbox", "outbox", "work"]
 
 
+def test_kill_9_between_the_tiles_of_an_iteration_resumes_within_that_iteration(tmp_path):
+    """At print sizes one iteration takes minutes: the checkpoint records the tiles done, and the
+    restart finishes that iteration's evaluation instead of starting it again."""
+    from styled.engine.types import Checkpoint
+
+    config_path = write_config(tmp_path, checkpoint_seconds=0.3)
+    work = tmp_path / "work"
+    write_job_folder(tmp_path / "inbox", "tiles", {**SLOW_SPEC, "iterations": 4, "tile_size": 16})
+
+    def recorded_tiles() -> int:
+        try:
+            evaluation = Checkpoint.load(work / "tiles" / "checkpoint.npz").evaluation
+        except (OSError, ValueError, KeyError):
+            return 0
+        return evaluation.done if evaluation else 0
+
+    with DaemonProcess(config_path) as daemon:
+        wait_for(lambda: recorded_tiles() >= 3, what="a checkpoint between the tiles of an iteration")
+        daemon.kill9()
+    with DaemonProcess(config_path, "--once") as restarted:
+        assert restarted.wait() == 0, restarted.log()
+    assert "resuming an evaluation after" in restarted.log()
+    report = read_json(tmp_path / "outbox" / "tiles" / "report.json")
+    assert report["iterations"] == 4 and report["memory"][0]["tiles"] == 9
+    assert report["job"]["resumed"] is True
+
+
 def test_a_job_that_keeps_taking_the_daemon_down_goes_to_failed_as_poison(tmp_path):
     """Each start renders the job, which kills the process before its first iteration. The first
     crash came further than any before it (it reached the render), so it does not count; the next

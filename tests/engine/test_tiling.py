@@ -10,7 +10,7 @@ from styled import render
 from styled.engine import gatys, memory, objective
 from styled.engine.job import load_job, relative_to
 from styled.engine.spec import build_job_spec
-from styled.engine.types import LossTerm, ScaleJob, Tiling, Window
+from styled.engine.types import LossTerm, ScaleJob, TilePass, Tiling, Window
 from styled.errors import MemoryBudgetError
 from styled.nets.vgg import FeatureExtractor
 from styled.nets.weights import load_backbone
@@ -187,3 +187,78 @@ def test_a_tiled_render_reports_progress_by_tile_with_a_growing_fraction(tiny_im
     fractions = [event.fraction for event in events]
     assert fractions == sorted(fractions) and fractions[-1] == 3
     assert any(event.eta is not None for event in tiled if event.iteration == 0)  # an ETA before the first iteration ends
+
+
+@pytest.mark.parametrize("stop_after", [4, 13], ids=["within the first pass", "within the second pass"])
+def test_an_evaluation_resumed_from_its_record_gives_the_same_loss_and_gradient(tiny_images, tmp_path, stop_after):
+    extractor, terms, scale_job = _terms(tiny_images, tmp_path, 96, 32, 12, **SHALLOW)
+    windows = scale_job.windows(scale_job.shape)
+    image = np.random.default_rng(2).uniform(0, 1, (*scale_job.shape, 3)).astype(np.float32)
+    whole = objective.TiledLoss(extractor, terms, windows)(image)
+
+    class Cut(Exception):
+        pass
+
+    def cut(done, total):
+        if done == stop_after:
+            raise Cut
+
+    interrupted = objective.TiledLoss(extractor, terms, windows, on_tile=cut)
+    with pytest.raises(Cut):
+        interrupted(image)
+    record = interrupted.progress()
+    assert record.done == stop_after and (record.gradient is None) == (stop_after < len(windows))
+    seen = []
+    resumed = objective.TiledLoss(extractor, terms, windows, on_tile=lambda done, total: seen.append(done),
+                                  resume=record)(image)
+    assert seen == list(range(stop_after + 1, 2 * len(windows) + 1))  # only the tiles not done before
+    assert resumed[0] == whole[0] and resumed[1] == whole[1]
+    np.testing.assert_array_equal(resumed[2], whole[2])
+
+
+def test_a_record_of_another_image_or_other_tiles_is_ignored(tiny_images, tmp_path):
+    extractor, terms, scale_job = _terms(tiny_images, tmp_path, 96, 32, 12, **SHALLOW)
+    windows = scale_job.windows(scale_job.shape)
+    image = np.random.default_rng(2).uniform(0, 1, (*scale_job.shape, 3)).astype(np.float32)
+    stale = TilePass(objective.evaluation_key(image, windows), 5,
+                     tuple(tuple(np.full(np.shape(v), 1e6, np.float32) for v in term) for term in
+                           objective.TiledLoss(extractor, terms, windows[:1])._pass(windows[0])[0](
+                               objective.TiledLoss._tile(image, windows[0]), ())))
+    expected = objective.TiledLoss(extractor, terms, windows)(image)
+    other_image = image.copy()
+    other_image[0, 0, 0] += 0.5
+    other = objective.TiledLoss(extractor, terms, windows, resume=stale)(other_image)
+    assert other[0] == objective.TiledLoss(extractor, terms, windows)(other_image)[0]
+    other_tiles = Window.grid(scale_job.shape, 48, 12)
+    assert objective.evaluation_key(image, other_tiles) != stale.key
+    assert objective.TiledLoss(extractor, terms, other_tiles, resume=stale)(image)[0] == pytest.approx(
+        expected[0], rel=1e-5)
+
+
+def test_a_render_stopped_between_tiles_resumes_from_its_checkpoint_file_to_the_same_picture(tiny_images, tmp_path):
+    from styled.engine.types import Checkpoint, RenderOptions
+
+    data = {"content": str(tiny_images["content"]), "style": str(tiny_images["style"]), "size": 96, "scales": 1,
+            "iterations": 4, "seed": 3, "precision": "float32", "tile_size": 32, **SHALLOW}
+    job = load_job(build_job_spec(data), relative_to(tmp_path))
+    straight = render(job)
+    tiles_seen = []
+
+    def stop_in_the_third_iteration() -> bool:
+        return len(tiles_seen) >= 2 * 18 + 11  # two iterations of 2 x 9 tile passes, then 11 more
+
+    stopped = render(job, options=RenderOptions(on_progress=lambda p: p.tiles and tiles_seen.append(p.tile),
+                                                should_stop=stop_in_the_third_iteration))
+    assert stopped.interrupted and stopped.checkpoint.evaluation.done == 11
+    path = tmp_path / "checkpoint.npz"
+    stopped.checkpoint.save(path)
+    saved = Checkpoint.load(path)
+    assert saved.evaluation.done == 11 and saved.evaluation.gradient is not None
+    resumed_tiles = []
+    resumed = render(job, options=RenderOptions(resume=saved, on_progress=lambda p: p.tiles and resumed_tiles.append(
+        (p.iteration, p.tile))))
+    assert resumed_tiles[0] == (2, 12)  # the third iteration picks up at its twelfth tile pass
+    # ... and finishes the evaluation the stop cut short with the value it would have had; the
+    # optimiser then starts afresh (its curvature pairs are not checkpointed), as after any resume
+    assert [entry["iteration"] for entry in resumed.history] == [0, 1, 2, 3]
+    assert resumed.history[2] == straight.history[2]
