@@ -311,7 +311,7 @@ DELIVERED, FAILED, INTERRUPTED, SKIPPED or ABANDONED."""
         options = RenderOptions(on_progress=tracker, on_checkpoint=self._checkpointer(work),
                                 checkpoint_seconds=config.checkpoint_seconds,
                                 should_stop=self.context.stop.is_set, resume=resume, backbones=self.backbones,
-                                memory_share=self.context.memory_share)
+                                memory_share=self.context.memory_share, scratch=work.path)
         try:
             if prepared.clip is not None:
                 from styled.video.render import render_clip

@@ -250,6 +250,9 @@ def _optimise_scale(run: _Run, scale_job: ScaleJob, state: ScaleState,
     except _StopWithinIteration:
         run.pending = evaluate.progress()
         return state, True
+    finally:
+        if isinstance(evaluate, TiledLoss):
+            evaluate.close()
     return state, stop["requested"]
 
 
@@ -273,7 +276,8 @@ def _objective(run: _Run, scale_job: ScaleJob, terms: list[LossTerm], plan: Memo
                evaluation: TilePass | None):
     if plan.tile is None:
         return compile_loss(run.extractor, terms, scale_job.shape)
-    return TiledLoss(run.extractor, terms, scale_job.windows(scale_job.shape), on_tile=on_tile, resume=evaluation)
+    return TiledLoss(run.extractor, terms, scale_job.windows(scale_job.shape), on_tile=on_tile, resume=evaluation,
+                     scratch=run.options.scratch)
 
 
 def _optimizer_for(run: _Run, plan: MemoryPlan) -> Lbfgs | Adam:

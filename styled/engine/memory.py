@@ -1,9 +1,12 @@
 """What a render needs in memory, and the plan that keeps a scale under ``max_memory``.
 
-A scale needs a fixed part (the process with TensorFlow and the weights, the copies of the image
-the optimiser keeps, the content targets, the style images), the optimiser's state (L-BFGS keeps
-two image-sized vectors per curvature pair, Adam two in all) and the VGG activations of one forward
-and backward pass, over the whole image or over one tile. ``plan_scale`` keeps the job's optimiser
+A scale needs a fixed part (the process with TensorFlow and the weights, the style images and,
+untiled, the content targets; tiled, those wait in files, styled.engine.objective.TargetFiles), the
+optimiser's state (L-BFGS keeps two image-sized vectors per curvature pair, Adam two in all), the
+image-sized arrays of the loop (the image, its gradient, the best image...) and, while the loss is
+evaluated, the VGG activations of one forward and backward pass over the whole image or one tile.
+A step of the optimiser holds more image-sized arrays but no activations; the estimate is the
+larger of the two moments. ``plan_scale`` keeps the job's optimiser
 and renders untiled if that fits; otherwise it tiles with the largest tiles that fit; then with
 fewer L-BFGS pairs, then with Adam; and if even Adam with the smallest tile does not fit, it says
 what the job would need. The constants were measured with benchmarks/print_size.py
@@ -27,10 +30,13 @@ AUTO_SHARE = 0.7
 BASELINE_BYTES = 900 * 10**6
 #: A forward and backward pass keeps about two tensors per convolution (its output and the ReLU's).
 TAPE_FACTOR = 2.0
-#: Image-sized float32 arrays the engine keeps besides the optimiser's pairs: the image, its
-#: gradient, the best image, the scale state's image, the content photo, the L-BFGS direction and
-#: scratch, and the accepted point's image and gradient.
-IMAGE_COPIES = 9
+#: Image-sized float32 arrays alive while the loss is evaluated, besides the optimiser's state:
+#: the image, the gradient being summed, the best image and the content photo; L-BFGS also keeps
+#: the accepted point's image and gradient, and the last gradient until the step.
+EVALUATION_COPIES = {"lbfgs": 7, "adam": 4}
+#: ... and during a step, when the activations are gone: those, the step's scratch, the new point
+#: and its projection; L-BFGS also the direction and the new curvature pair before the oldest goes.
+STEP_COPIES = {"lbfgs": 12, "adam": 6}
 PIXEL_BYTES = 3 * 4
 #: A tile's core should be at least this many halos wide: (4 + 2)² / 4² = 2.25x the core's pixels
 #: computed per tile at most; narrower tiles are the last resort.
@@ -94,10 +100,19 @@ def optimizer_bytes(pixels: int, optimizer: str, history: int) -> int:
     return vectors * pixels * PIXEL_BYTES
 
 
-def fixed_bytes(shape: tuple[int, int], content_layers: Sequence[str], style_pixels: int) -> int:
+def fixed_bytes(shape: tuple[int, int], content_layers: Sequence[str], style_pixels: int, tiled: bool) -> int:
+    """The process, the style images and, untiled, the content targets (tiled, they wait in files)."""
     pixels = shape[0] * shape[1]
-    targets = sum(_channels_per_pixel(layer) for layer in content_layers) * 4 * pixels
-    return int(BASELINE_BYTES + IMAGE_COPIES * PIXEL_BYTES * pixels + targets + PIXEL_BYTES * style_pixels)
+    targets = 0 if tiled else sum(_channels_per_pixel(layer) for layer in content_layers) * 4 * pixels
+    return int(BASELINE_BYTES + targets + PIXEL_BYTES * style_pixels)
+
+
+def loop_bytes(pixels: int, optimizer: str, history: int, activations: int) -> int:
+    """The optimiser's state and the loop's image-sized arrays, at the larger of the two moments:
+    evaluating the loss (with ``activations``) or taking a step (without)."""
+    image = PIXEL_BYTES * pixels
+    copies = max(EVALUATION_COPIES[optimizer] * image + activations, STEP_COPIES[optimizer] * image)
+    return optimizer_bytes(pixels, optimizer, history) + copies
 
 
 def plan_scale(*, size: int, shape: tuple[int, int], layers: Sequence[str], content_layers: Sequence[str],
@@ -105,28 +120,29 @@ def plan_scale(*, size: int, shape: tuple[int, int], layers: Sequence[str], cont
                tile_size: int | None) -> MemoryPlan:
     """The plan for one scale (see the module's docstring), or MemoryBudgetError saying what it needs."""
     halo, alignment = halo_and_alignment(layers)
-    fixed = fixed_bytes(shape, content_layers, style_pixels)
     pixels = shape[0] * shape[1]
+    untiled_fixed = fixed_bytes(shape, content_layers, style_pixels, tiled=False)
+    tiled_fixed = fixed_bytes(shape, content_layers, style_pixels, tiled=True)
     smallest = _core(max(alignment, min(halo, max(shape))), alignment)
     # First only tiles whose halo costs little (a core of EFFICIENT_CORE halos: 1.56x the pixels),
     # dropping L-BFGS pairs before shrinking tiles further; then any tile down to one halo wide.
     for least_core in (EFFICIENT_CORE * halo, smallest):
         for kind, pairs in _optimizer_choices(optimizer, history):
-            room = budget - fixed - optimizer_bytes(pixels, kind, pairs)
             why = "" if (kind, pairs) == (optimizer, history) else f"; {_fewer(kind, pairs)} to fit max_memory"
-            whole = activation_bytes(pixels, layers, precision)
-            if tile_size is None and whole <= room:
-                return MemoryPlan(size, budget, budget - room + whole, None, halo, 1, kind, pairs, "untiled" + why)
+            whole = untiled_fixed + loop_bytes(pixels, kind, pairs, activation_bytes(pixels, layers, precision))
+            if tile_size is None and whole <= budget:
+                return MemoryPlan(size, budget, whole, None, halo, 1, kind, pairs, "untiled" + why)
+            room = budget - tiled_fixed - loop_bytes(pixels, kind, pairs, 0)  # for a tile's activations
             core = _core(tile_size, alignment) if tile_size else _largest_core(shape, halo, alignment, room, layers,
-                                                                                   precision)
+                                                                                   precision, kind)
             if core is not None and (tile_size or core >= min(least_core, _core(max(shape), alignment))):
-                need = _tile_bytes(shape, core, halo, layers, precision)
-                if need <= room:
+                need = tiled_fixed + loop_bytes(pixels, kind, pairs, _tile_bytes(shape, core, halo, layers, precision))
+                if need <= budget:
                     tiles = _tile_count(shape, core)
                     reason = f"tile_size {tile_size}" if tile_size else "the whole image does not fit max_memory"
-                    return MemoryPlan(size, budget, budget - room + need, core, halo, tiles, kind, pairs,
+                    return MemoryPlan(size, budget, need, core, halo, tiles, kind, pairs,
                                       f"{tiles} tiles: {reason}{why}")
-    least = fixed + optimizer_bytes(pixels, "adam", 0) + _tile_bytes(shape, tile_size or smallest, halo, layers, precision)
+    least = tiled_fixed + loop_bytes(pixels, "adam", 0, _tile_bytes(shape, tile_size or smallest, halo, layers, precision))
     raise MemoryBudgetError(
         f"a {shape[1]}x{shape[0]} scale needs about {least / GB:.1f} GB even tiled with Adam, "
         f"and max_memory allows {budget / GB:.1f} GB",
@@ -154,9 +170,12 @@ def _tile_bytes(shape: tuple[int, int], core: int, halo: int, layers: Sequence[s
 
 
 def _largest_core(shape: tuple[int, int], halo: int, alignment: int, room: int, layers: Sequence[str],
-                  precision: str) -> int | None:
+                  precision: str, optimizer: str) -> int | None:
+    """The widest core whose tile's activations fit ``room`` (what the loop leaves while it holds
+    only its evaluation's image-sized arrays)."""
+    spare = (STEP_COPIES[optimizer] - EVALUATION_COPIES[optimizer]) * PIXEL_BYTES * shape[0] * shape[1]
     for core in range(_core(max(shape), alignment), 0, -alignment):
-        if _tile_bytes(shape, core, halo, layers, precision) <= room:
+        if _tile_bytes(shape, core, halo, layers, precision) <= room + spare:
             return core
     return None
 

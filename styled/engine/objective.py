@@ -7,15 +7,18 @@ positions; with the totals known, the second differentiates, tile by tile, the s
 Σ ⟨∂L/∂sums, the tile's sums⟩, whose gradient is the tile's exact share of ∂L/∂image. Cores
 partition the image and a halo as wide as the deepest layer's receptive field makes every core
 activation equal to the whole image's, so the tiled loss and gradient equal the untiled ones up to
-float rounding (docs/print-size.md).
+float rounding (docs/print-size.md). Each tile's targets (a content target's core, a mask's tile)
+wait in files between the passes that use them (``TargetFiles``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -130,6 +133,42 @@ class _ExpectedRetracing(logging.Filter):
 _RETRACING_FILTER = _ExpectedRetracing()
 
 
+class TargetFiles:
+    """Each tile's targets, computed once per scale and kept in files until the passes read them.
+
+    At 8192×8192 the content targets alone are 2.1 GB (relu4_2: 32 bytes a pixel); in files they
+    cost a read per tile, mostly from the page cache, and stay exact. The files live in a temporary
+    folder under ``folder`` (the daemon's work folder of the job, or the system's temporary folder)
+    and go when the scale ends.
+    """
+
+    def __init__(self, per_window: Iterable[tuple], folder: Path | None = None):
+        self._folder = tempfile.TemporaryDirectory(prefix="styled-targets-", dir=folder)
+        self._layouts: list[tuple] = []
+        for index, targets in enumerate(per_window):
+            flat = [np.asarray(value) for value in tf.nest.flatten(targets)]
+            if flat:
+                np.savez(self._path(index), *flat)
+            self._layouts.append(tf.nest.map_structure(lambda _: 0, targets))
+
+    def __len__(self) -> int:
+        return len(self._layouts)
+
+    def __getitem__(self, index: int) -> tuple:
+        layout = self._layouts[index]
+        count = len(tf.nest.flatten(layout))
+        if not count:
+            return layout
+        with np.load(self._path(index)) as saved:
+            return tf.nest.pack_sequence_as(layout, [tf.constant(saved[f"arr_{i}"]) for i in range(count)])
+
+    def close(self) -> None:
+        self._folder.cleanup()
+
+    def _path(self, index: int) -> Path:
+        return Path(self._folder.name) / f"tile-{index}.npz"
+
+
 def evaluation_key(image: np.ndarray, windows: Sequence[Window]) -> str:
     """A name for one tiled evaluation: the image's bytes and the tiles it is cut into."""
     digest = hashlib.blake2b(np.ascontiguousarray(image, np.float32).data, digest_size=16)
@@ -147,7 +186,7 @@ class TiledLoss:
 
     def __init__(self, extractor: FeatureExtractor, terms: list[LossTerm], windows: Sequence[Window],
                  on_tile: OnTile | None = None, xla_min_pixels: int = XLA_MIN_PIXELS,
-                 resume: TilePass | None = None):
+                 resume: TilePass | None = None, scratch: Path | None = None):
         check_tileable(terms)
         tf.get_logger().addFilter(_RETRACING_FILTER)  # a set: adding it again changes nothing
         self._extractor, self._terms, self._windows = extractor, terms, tuple(windows)
@@ -156,7 +195,8 @@ class TiledLoss:
         self._weights = [term.weight for term in terms]
         self._on_tile = on_tile
         self._xla_min_pixels = xla_min_pixels
-        self._targets = [tuple(term.tiling.targets(window) for term in terms) for window in self._windows]
+        self._targets = TargetFiles((tuple(term.tiling.targets(window) for term in terms) for window in self._windows),
+                                    scratch)
         self._passes: dict[Window, tuple[Callable, Callable]] = {}
         self._resume = resume
         self._current: _Evaluation | None = None
@@ -178,6 +218,10 @@ class TiledLoss:
             self._finished_tile(current)
         self._current = None
         return total, dict(zip(self._names, values)), current.gradient
+
+    def close(self) -> None:
+        """Remove the targets' files (also done when the object is collected)."""
+        self._targets.close()
 
     def progress(self) -> TilePass | None:
         """The evaluation under way, as a checkpoint keeps it (copies: the passes go on)."""

@@ -143,8 +143,8 @@ class Adam:
         self.reset()
 
     def step(self, x: np.ndarray, loss: float, grad: np.ndarray) -> np.ndarray:
-        """x - lr·m̂/(√v̂ + ε), updated in place through one scratch array: at print sizes every
-        image-sized temporary is hundreds of megabytes."""
+        """x - lr·m̂/(√v̂ + ε), updated in place through one scratch array that becomes the new
+        point: at print sizes every image-sized temporary is hundreds of megabytes."""
         beta1, beta2 = ADAM_BETAS
         if self._m is None:
             self._m, self._v = np.zeros_like(grad), np.zeros_like(grad)
@@ -162,7 +162,7 @@ class Adam:
         scratch += np.float32(ADAM_EPSILON)
         np.divide(m, scratch, out=scratch)
         scratch *= np.float32(self.learning_rate / (1 - beta1**self._t))
-        return x - scratch
+        return np.subtract(x, scratch, out=scratch)
 
 
 OPTIMIZERS: dict[str, Callable[..., Lbfgs | Adam]] = {
@@ -218,6 +218,7 @@ def optimise_scale(
         state.iteration += 1
         if state.iteration < iterations:
             x = _next(state, optimizer, project, x, total, grad)
+        del grad  # not held through the next evaluation (L-BFGS keeps what it needs)
         state.image = x.reshape(shape)
         if on_iteration(state, total, terms):
             break

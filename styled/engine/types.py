@@ -374,3 +374,5 @@ class RenderOptions:
     backbones: Callable[[str, Path | None], Backbone] = load_backbone
     #: The part of ``max_memory: auto`` this render may take (a daemon gives each worker its share).
     memory_share: float = 1.0
+    #: Where a tiled render keeps its tiles' targets between passes (None: the system's temporary folder).
+    scratch: Path | None = None

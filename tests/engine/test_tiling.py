@@ -10,7 +10,7 @@ from styled import render
 from styled.engine import gatys, memory, objective
 from styled.engine.job import load_job, relative_to
 from styled.engine.spec import build_job_spec
-from styled.engine.types import LossTerm, ScaleJob, TilePass, Tiling, Window
+from styled.engine.types import LossTerm, ScaleJob, Tiling, Window
 from styled.errors import MemoryBudgetError
 from styled.nets.vgg import FeatureExtractor
 from styled.nets.weights import load_backbone
@@ -111,12 +111,14 @@ def _plan(budget, size=4096, history=20, tile_size=None):
 
 
 def test_the_plan_tiles_then_drops_pairs_then_takes_adam_as_the_budget_shrinks():
-    roomy, tiled, fewer, adam = _plan(200 * GB), _plan(16 * GB), _plan(8 * GB), _plan(5 * GB)
+    roomy, tiled, fewer, adam = _plan(200 * GB), _plan(16 * GB), _plan(8 * GB), _plan(4 * GB)
     assert (roomy.tile, roomy.history) == (None, 20)
     assert tiled.tile is not None and tiled.history == 20 and tiled.estimate <= 16 * GB
     assert fewer.optimizer == "lbfgs" and fewer.history < 20 and "pairs to fit" in fewer.reason
     assert adam.optimizer == "adam" and "Adam" in adam.reason
     assert all(plan.tile % 16 == 0 and plan.tile >= 4 * 80 for plan in (tiled, fewer, adam))  # no tiny tiles
+    widest = _plan(10 * GB, size=8192)  # the content targets wait in files; Adam holds two image copies
+    assert widest.optimizer == "adam" and widest.estimate <= 10 * GB and widest.tile >= 1024
     forced = _plan(200 * GB, size=512, tile_size=100)
     assert forced.tile == 112 and forced.tiles == 25  # rounded up to the 16-pixel alignment
 
@@ -220,19 +222,41 @@ def test_a_record_of_another_image_or_other_tiles_is_ignored(tiny_images, tmp_pa
     extractor, terms, scale_job = _terms(tiny_images, tmp_path, 96, 32, 12, **SHALLOW)
     windows = scale_job.windows(scale_job.shape)
     image = np.random.default_rng(2).uniform(0, 1, (*scale_job.shape, 3)).astype(np.float32)
-    stale = TilePass(objective.evaluation_key(image, windows), 5,
-                     tuple(tuple(np.full(np.shape(v), 1e6, np.float32) for v in term) for term in
-                           objective.TiledLoss(extractor, terms, windows[:1])._pass(windows[0])[0](
-                               objective.TiledLoss._tile(image, windows[0]), ())))
-    expected = objective.TiledLoss(extractor, terms, windows)(image)
-    other_image = image.copy()
-    other_image[0, 0, 0] += 0.5
-    other = objective.TiledLoss(extractor, terms, windows, resume=stale)(other_image)
-    assert other[0] == objective.TiledLoss(extractor, terms, windows)(other_image)[0]
+    other_image = np.random.default_rng(3).uniform(0, 1, (*scale_job.shape, 3)).astype(np.float32)
+
+    class Cut(Exception):
+        pass
+
+    def cut(done, total):
+        if done == 5:
+            raise Cut
+
+    interrupted = objective.TiledLoss(extractor, terms, windows, on_tile=cut)
+    with pytest.raises(Cut):
+        interrupted(image)
+    record = interrupted.progress()
+    fresh = objective.TiledLoss(extractor, terms, windows)(other_image)
+    assert objective.TiledLoss(extractor, terms, windows, resume=record)(other_image)[0] == fresh[0]
     other_tiles = Window.grid(scale_job.shape, 48, 12)
-    assert objective.evaluation_key(image, other_tiles) != stale.key
-    assert objective.TiledLoss(extractor, terms, other_tiles, resume=stale)(image)[0] == pytest.approx(
-        expected[0], rel=1e-5)
+    assert objective.evaluation_key(image, other_tiles) != record.key
+    passes = []
+    objective.TiledLoss(extractor, terms, other_tiles, on_tile=lambda done, total: passes.append(done),
+                        resume=record)(image)
+    assert passes[0] == 1  # started from the first tile
+
+
+def test_tile_targets_wait_in_files_that_go_when_the_scale_ends(tiny_images, tmp_path):
+    extractor, terms, scale_job = _terms(tiny_images, tmp_path, 96, 32, 12, **SHALLOW)
+    windows = scale_job.windows(scale_job.shape)
+    loss = objective.TiledLoss(extractor, terms, windows, scratch=tmp_path)
+    [folder] = tmp_path.glob("styled-targets-*")
+    assert len(list(folder.iterdir())) == len(windows)  # the content term's targets, one file per tile
+    content = terms[[term.name for term in terms].index("content")]
+    expected = content.tiling.targets(windows[4])
+    for saved, computed in zip(loss._targets[4][[term.name for term in terms].index("content")], expected):
+        np.testing.assert_array_equal(saved.numpy(), computed.numpy())
+    loss.close()
+    assert not folder.exists()
 
 
 def test_a_render_stopped_between_tiles_resumes_from_its_checkpoint_file_to_the_same_picture(tiny_images, tmp_path):
