@@ -28,6 +28,18 @@ CONTENT = REPO / "examples" / "tubingen.jpg"
 STYLE = REPO / "examples" / "starry_night.jpg"
 
 
+def square_content(size: int) -> Path:
+    """Tübingen stretched to a square of ``size`` pixels, made once (by the parent, so that making it
+    does not count in a child's peak RSS)."""
+    from styled.io import images
+
+    square = REPO / "benchmarks" / ".cache" / f"tubingen_{size}.png"
+    if not square.exists():
+        square.parent.mkdir(exist_ok=True)
+        images.save_image(square, images.resize_to(images.load_image(CONTENT).pixels, size, size))
+    return square
+
+
 def child(size: int, precision: str, iterations: int, budget: str, tile: int | None) -> dict:
     import numpy as np
 
@@ -35,13 +47,8 @@ def child(size: int, precision: str, iterations: int, budget: str, tile: int | N
     from styled.engine.job import load_job, relative_to
     from styled.engine.spec import build_job_spec
     from styled.engine.types import RenderOptions
-    from styled.io import images
 
-    square = REPO / "benchmarks" / ".cache" / f"tubingen_{size}.png"
-    if not square.exists():
-        square.parent.mkdir(exist_ok=True)
-        images.save_image(square, images.resize_to(images.load_image(CONTENT).pixels, size, size))
-    data = {"content": str(square), "style": [str(STYLE)], "size": size, "scales": 1, "iterations": iterations,
+    data = {"content": str(square_content(size)), "style": [str(STYLE)], "size": size, "scales": 1, "iterations": iterations,
             "precision": precision, "max_memory": budget, "tile_size": tile or "auto", "tv_weight": 20}
     stamps: list[float] = []
     started = time.monotonic()
@@ -87,6 +94,7 @@ def main() -> None:
         print(json.dumps(child(int(size), precision, int(iterations), budget, int(tile) or None)))
         return
     for size in args.sizes:
+        square_content(size)
         for precision in args.precisions:
             untiled = None if args.tiled_only else run(size, precision, args.iterations, "200GB", None)
             if untiled:
