@@ -20,7 +20,7 @@ from styled.engine.finish import finalize, output_alpha
 from styled.engine.hooks import fold
 from styled.engine.job import Job
 from styled.engine.memory import MemoryPlan, auto_budget, plan_scale
-from styled.engine.objective import TiledLoss, check_tileable, compile_loss, layers_of
+from styled.engine.objective import TiledLoss, check_tileable, compile_loss, layers_of, reach_of
 from styled.engine.optimize import OPTIMIZERS, Adam, Lbfgs, ScaleState, optimise_scale
 from styled.engine.spec import JobSpec
 from styled.engine.types import (
@@ -135,7 +135,7 @@ def spec_layers(spec: JobSpec) -> tuple[str, ...]:
     return tuple(sorted({*spec.content_layers, *(name for name, _ in spec.style_layers)}))
 
 
-def _plan(run: _Run, index: int, layers: tuple[str, ...]) -> MemoryPlan:
+def _plan(run: _Run, index: int, layers: tuple[str, ...], reach: int = 0) -> MemoryPlan:
     """How scale ``index`` fits ``max_memory`` (docs/print-size.md); MemoryBudgetError if it cannot."""
     job, spec = run.job, run.job.spec
     shape = job.output_shape(run.sizes[index])
@@ -143,7 +143,7 @@ def _plan(run: _Run, index: int, layers: tuple[str, ...]) -> MemoryPlan:
     plan = plan_scale(size=run.sizes[index], shape=shape, layers=layers,
                       content_layers=spec.content_layers if job.content is not None else (),
                       style_pixels=style_pixels, precision=run.precision, optimizer=spec.optimizer,
-                      history=spec.lbfgs_history, budget=run.budget, tile_size=spec.tile_size)
+                      history=spec.lbfgs_history, budget=run.budget, tile_size=spec.tile_size, reach=reach)
     log.debug("memory at %dx%d: about %.2f GB of %.2f GB, %s", shape[1], shape[0], plan.estimate / 1e9,
               plan.budget / 1e9, plan.reason)
     return plan
@@ -261,10 +261,11 @@ def _stop_requested(run: _Run) -> bool:
 
 
 def _scale_with_terms(run: _Run, scale_job: ScaleJob) -> tuple[ScaleJob, list[LossTerm]]:
-    """The scale's terms; re-planned (and the terms made again) if a plugin's layers need a wider halo."""
+    """The scale's terms; re-planned (and the terms made again) if a plugin's layers or reach need a
+    wider halo."""
     terms = collect_terms(run.plugins, scale_job)
     index, layers = scale_job.scale_index, layers_of(terms)
-    plan = _plan(run, index, layers)
+    plan = _plan(run, index, layers, reach_of(terms))
     if (plan.tile, plan.halo) != (scale_job.tile, scale_job.halo):
         scale_job = replace(scale_job, tile=plan.tile, halo=plan.halo)
         terms = collect_terms(run.plugins, scale_job)

@@ -95,13 +95,20 @@ def gram_parts(features: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
 def tiled_grams(job: ScaleJob, image: tf.Tensor, layers: Sequence[str]) -> dict[str, tf.Tensor]:
     """The Gram matrices of ``image`` (1, H, W, 3) at ``layers``, summed tile by tile when the scale
     is tiled, so a print-size style image needs no more memory than a tile."""
-    sums: dict[str, list[tf.Tensor]] = {}
+    sums = tiled_sums(job, image, layers, lambda features, window: tuple(
+        part for name in layers for part in gram_parts(window.core_of(features[name], stride_of(name)))))
+    return {name: sums[2 * i] / sums[2 * i + 1] for i, name in enumerate(layers)}
+
+
+def tiled_sums(job: ScaleJob, image: tf.Tensor, layers: Sequence[str],
+               partial: Callable[[Mapping[str, tf.Tensor], Window], tuple]) -> tuple:
+    """``partial(features, window)`` over the scale's tiles of ``image`` (1, H, W, 3), added up: the
+    statistics of a style image at print size, computed with a tile's memory."""
+    sums = None
     for window in job.windows(tuple(image.shape[1:3])):
-        features = job.features(window.crop(image), layers)
-        for name in layers:
-            parts = gram_parts(window.core_of(features[name], stride_of(name)))
-            sums[name] = [a + b for a, b in zip(sums[name], parts)] if name in sums else list(parts)
-    return {name: product / count for name, (product, count) in sums.items()}
+        parts = partial(job.features(window.crop(image), layers), window)
+        sums = parts if sums is None else tuple(a + b for a, b in zip(sums, parts))
+    return sums
 
 
 def tv_term(weight: float) -> LossTerm:

@@ -65,17 +65,18 @@ class MemoryPlan:
         return asdict(self)
 
 
-def halo_and_alignment(layers: Iterable[str]) -> tuple[int, int]:
+def halo_and_alignment(layers: Iterable[str], reach: int = 0) -> tuple[int, int]:
     """The context a tile needs around its core, and the multiple its core must start on.
 
-    The halo is the deepest layer's receptive radius (70 pixels for relu5_1) rounded up to that
-    layer's stride (16), so that tiles start on pooling boundaries: 80 pixels for the defaults.
+    The halo is the deepest layer's receptive radius (70 pixels for relu5_1), plus the ``reach`` of
+    terms that pair distant positions (``Tiling.reach``), rounded up to that layer's stride (16),
+    so that tiles start on pooling boundaries: 80 pixels for the defaults.
     """
     layers = tuple(layers)
     if not layers:
-        return 1, 1  # image-only terms such as TV look one pixel ahead
+        return max(1, reach), 1  # image-only terms such as TV look one pixel ahead
     alignment = max(stride_of(layer) for layer in layers)
-    radius = max(receptive_radius(layer) for layer in layers)
+    radius = max(receptive_radius(layer) for layer in layers) + reach
     return alignment * math.ceil(radius / alignment), alignment
 
 
@@ -117,9 +118,9 @@ def loop_bytes(pixels: int, optimizer: str, history: int, activations: int) -> i
 
 def plan_scale(*, size: int, shape: tuple[int, int], layers: Sequence[str], content_layers: Sequence[str],
                style_pixels: int, precision: str, optimizer: str, history: int, budget: int,
-               tile_size: int | None) -> MemoryPlan:
+               tile_size: int | None, reach: int = 0) -> MemoryPlan:
     """The plan for one scale (see the module's docstring), or MemoryBudgetError saying what it needs."""
-    halo, alignment = halo_and_alignment(layers)
+    halo, alignment = halo_and_alignment(layers, reach)
     pixels = shape[0] * shape[1]
     untiled_fixed = fixed_bytes(shape, content_layers, style_pixels, tiled=False)
     tiled_fixed = fixed_bytes(shape, content_layers, style_pixels, tiled=True)

@@ -64,6 +64,11 @@ def layers_of(terms: Sequence[LossTerm]) -> tuple[str, ...]:
     return tuple(sorted({layer for term in terms for layer in term.layers}))
 
 
+def reach_of(terms: Sequence[LossTerm]) -> int:
+    """The widest ``Tiling.reach`` of the terms: how much the halo must grow beyond the receptive field."""
+    return max((term.tiling.reach for term in terms if term.tiling is not None), default=0)
+
+
 def _values(terms: Sequence[LossTerm], image: tf.Tensor, features: dict[str, tf.Tensor], targets: Sequence[tuple]) -> tf.Tensor:
     """Every term's value; a tiled term's with its whole-image targets computed beforehand."""
     values = []

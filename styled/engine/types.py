@@ -62,8 +62,13 @@ class Window:
     def core_of(self, values: tf.Tensor, stride: int = 1) -> tf.Tensor:
         """The core positions of a (1, h, w, C) map computed on this tile with ``stride`` pixels per
         position (``styled.nets.layers.stride_of(layer)``; 1 for the image itself)."""
+        (top, bottom), (left, right) = self.core_span(stride)
+        return values[:, top:bottom, left:right, :]
+
+    def core_span(self, stride: int = 1) -> tuple[tuple[int, int], tuple[int, int]]:
+        """The core's (first, end) row and column in a map of ``stride`` pixels per position."""
         top, left, height, width = self.core
-        return values[:, top // stride:-(-(top + height) // stride), left // stride:-(-(left + width) // stride), :]
+        return (top // stride, -(-(top + height) // stride)), (left // stride, -(-(left + width) // stride))
 
     @classmethod
     def grid(cls, shape: tuple[int, int], core: int | None, halo: int) -> tuple[Window, ...]:
@@ -114,6 +119,10 @@ class Tiling:
     partial: PartialFn
     combine: Callable[[tuple], "tf.Tensor"]
     targets: Callable[[Window], tuple] = lambda window: ()
+    #: Pixels beyond the core that ``partial`` reads besides its layers' receptive field: a term that
+    #: pairs each position with the one δ positions further on, at a layer of stride s, reaches δ·s.
+    #: The engine widens the tiles' halo by it.
+    reach: int = 0
 
     def whole(self, image: tf.Tensor, features: Mapping[str, tf.Tensor], targets: tuple) -> tf.Tensor:
         """The term's value over the whole image: one window, with that window's ``targets``."""

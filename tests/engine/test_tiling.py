@@ -72,6 +72,31 @@ def test_tiled_loss_and_gradient_equal_the_untiled_ones(tiny_images, tmp_path, s
     np.testing.assert_allclose(tiled[2], whole[2], rtol=0, atol=1e-4 * np.abs(whole[2]).max())
 
 
+def test_long_range_tiles_exactly_with_a_halo_widened_by_its_reach(tiny_images, tmp_path):
+    spec = {**SHALLOW, "plugins": {"long_range": {"layers": {"relu2_1": [3], "relu3_1": [2, 5]}}}}
+    extractor, whole_terms, scale_job = _terms(tiny_images, tmp_path, 96, None, 0, **spec)
+    layers, reach = objective.layers_of(whole_terms), objective.reach_of(whole_terms)
+    assert reach == 5 * 4  # five relu3_1 positions of 4 pixels
+    halo, _ = memory.halo_and_alignment(layers, reach)
+    assert halo == 32  # relu3_1's 10-pixel radius + 20, rounded up to its stride
+    _, tiled_terms, tiled_job = _terms(tiny_images, tmp_path, 96, 32, halo, **spec)
+    windows = tiled_job.windows(scale_job.shape)
+    assert len(windows) == 9 and "long_range" in [term.name for term in tiled_terms]
+    image = np.random.default_rng(4).uniform(0, 1, (*scale_job.shape, 3)).astype(np.float32)
+    whole = objective.compile_loss(extractor, whole_terms, scale_job.shape, xla_min_pixels=10**9)(image)
+    tiled = objective.TiledLoss(extractor, tiled_terms, windows)(image)
+    assert tiled[1]["long_range"] == pytest.approx(whole[1]["long_range"], rel=1e-5)
+    assert tiled[0] == pytest.approx(whole[0], rel=1e-5)
+    np.testing.assert_allclose(tiled[2], whole[2], rtol=0, atol=1e-4 * np.abs(whole[2]).max())
+
+
+def test_a_tiled_render_with_long_range_is_planned_with_its_reach(tiny_images, tmp_path):
+    result = _render(tiny_images, tmp_path, tile_size=32, iterations=2,
+                     plugins={"long_range": {"layers": {"relu3_1": [2, 5]}}})
+    assert result.memory[0]["tiles"] == 9 and result.memory[0]["halo"] == 32
+    assert result.losses["long_range"] > 0
+
+
 def test_a_term_that_cannot_tile_is_refused_by_name_in_a_tiled_job():
     whole_only = LossTerm("mirror", 1.0, lambda image, features: image[0, 0, 0, 0])
     tiled = LossTerm.tiled("fine", 1.0, Tiling(lambda image, features, window, goal: (image[0, 0, 0, 0],),

@@ -33,6 +33,15 @@ def test_shifted_gram_pairs_each_feature_with_the_one_a_shift_away():
     np.testing.assert_allclose(along_y, top.T @ bottom / top.size, rtol=1e-5)
 
 
+@pytest.mark.parametrize("axis", [long_range.X_AXIS, long_range.Y_AXIS])
+def test_the_tiled_sums_over_one_window_give_the_shifted_gram(axis):
+    from styled.engine.types import Window
+
+    features = tf.constant(np.random.default_rng(5).normal(size=(1, 7, 9, 4)).astype(np.float32))
+    product, count = long_range.shifted_parts(features, 3, axis, Window.whole((7, 9)), 1)
+    np.testing.assert_allclose((product / count).numpy(), long_range.shifted_gram(features, 3, axis).numpy(), rtol=1e-5)
+
+
 def test_cross_gram_of_a_map_with_itself_is_the_gram_matrix():
     features = tf.random.uniform((1, 6, 4, 8), seed=1)
     np.testing.assert_allclose(long_range.cross_gram(features, features).numpy(), gram(features).numpy(), rtol=1e-5)

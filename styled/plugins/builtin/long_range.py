@@ -19,6 +19,11 @@ Where we depart from the paper:
   the two directions of the squared Frobenius distance (the paper sums).
 * The default layers and shifts are ours (chosen on textures/bricks.jpg and windows.jpg at
   256 px; docs/plugins.md shows the runs).
+
+At print sizes the term tiles (``Tiling``): each tile adds F(p)ᵀF(p + δ) over its core positions p
+whose partner lies in the feature map, and the count; the partner may lie beyond the core, so
+the term's ``reach`` (δ times the layer's stride, for the largest shift) widens the tiles' halo.
+The style images' statistics are summed over the same tiles.
 """
 
 from __future__ import annotations
@@ -30,9 +35,9 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from styled.engine.losses import blend_grams
-from styled.engine.types import LossTerm
-from styled.nets.layers import block_of, vgg_layer
+from styled.engine.losses import blend_grams, tiled_sums
+from styled.engine.types import LossTerm, Tiling, Window
+from styled.nets.layers import block_of, stride_of, vgg_layer
 from styled.plugins.hookspecs import hookimpl
 from styled.plugins.schema import Option, OptionError, PluginSchema, number, optional
 from styled.settings.rules import short
@@ -148,15 +153,54 @@ def plan(layers: Mapping[str, Sequence[int]], output_shape: tuple[int, int], sty
     return chosen
 
 
-def statistics(features: Mapping[str, tf.Tensor], chosen: Plan) -> dict[tuple[str, int, int], tf.Tensor]:
-    """A(δ) for every (layer, shift, axis) of the plan."""
-    return {(layer, shift, axis): shifted_gram(features[layer], shift, axis)
-            for layer, pairs in chosen.items() for shift, axis in pairs}
+def _keys(chosen: Plan) -> list[tuple[str, int, int]]:
+    return [(layer, shift, axis) for layer, pairs in chosen.items() for shift, axis in pairs]
+
+
+def shifted_parts(features: tf.Tensor, shift: int, axis: int, window: Window, stride: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """Σ F(p)ᵀ F(p + δ) over the window's core positions p whose partner p + δ lies in the map, and
+    C times their number: A(δ) is the quotient of the totals over all tiles.
+
+    The map's end along ``axis`` is the tile's (static) end; where the tile stops short of the
+    image's edge the halo, widened by the term's reach, holds every partner, so the bound only
+    cuts at the image's own edge."""
+    spans = [list(span) for span in window.core_span(stride)]
+    along = spans[axis - 1]
+    along[1] = min(along[1], features.shape[axis] - shift)
+    channels = features.shape[-1]
+    if along[1] <= along[0]:  # no core position has its partner in this tile
+        return tf.zeros((channels, channels)), tf.constant(0.0)
+    (top, bottom), (left, right) = spans
+    step = (shift, 0) if axis == Y_AXIS else (0, shift)
+    here = tf.reshape(features[:, top:bottom, left:right], (-1, channels))
+    there = tf.reshape(features[:, top + step[0]:bottom + step[0], left + step[1]:right + step[1]], (-1, channels))
+    return tf.matmul(here, there, transpose_a=True), tf.cast(tf.size(here), tf.float32)
+
+
+def tiling(chosen: Plan, targets: Mapping[tuple[str, int, int], tf.Tensor] | None = None) -> Tiling:
+    """How the term tiles (and, without ``targets``, how its statistics are summed for the style images)."""
+    keys = _keys(chosen)
+
+    def partial(image: tf.Tensor, features: Mapping[str, tf.Tensor], window: Window, goal: tuple) -> tuple:
+        return tuple(part for layer, shift, axis in keys
+                     for part in shifted_parts(features[layer], shift, axis, window, stride_of(layer)))
+
+    def combine(sums: tuple) -> tf.Tensor:
+        current = {key: sums[2 * i] / sums[2 * i + 1] for i, key in enumerate(keys)}
+        return distance(current, targets, chosen)
+
+    reach = max(shift * stride_of(layer) for layer, shift, _ in keys)
+    return Tiling(partial, combine, reach=reach)
 
 
 def style_targets(job, chosen: Plan) -> dict[tuple[str, int, int], tf.Tensor]:
-    """The statistics of the job's style images at this scale, blended like the Gram targets."""
-    per_style = [statistics(job.features(style, chosen), chosen) for style in job.styles]
+    """The statistics of the job's style images at this scale, blended like the Gram targets; summed
+    tile by tile when the scale is tiled."""
+    partial, keys = tiling(chosen).partial, _keys(chosen)
+    per_style = []
+    for style in job.styles:
+        sums = tiled_sums(job, style, tuple(chosen), lambda features, window: partial(style, features, window, ()))
+        per_style.append({key: sums[2 * i] / sums[2 * i + 1] for i, key in enumerate(keys)})
     return {key: blend_grams([stats[key] for stats in per_style], job.style_weights) for key in per_style[0]}
 
 
@@ -171,13 +215,8 @@ def distance(current: Mapping[tuple[str, int, int], tf.Tensor], targets: Mapping
 
 
 def long_range_term(name: str, weight: float, chosen: Plan, targets) -> LossTerm:
-    """A LossTerm matching the shifted Gram matrices of the image to ``targets``."""
-
-    def fn(image: tf.Tensor, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
-        return distance(statistics(features, chosen), targets, chosen)
-
-    return LossTerm(name, weight, fn, tuple(chosen))
-
+    """A LossTerm matching the shifted Gram matrices of the image to ``targets``; it tiles."""
+    return LossTerm.tiled(name, weight, tiling(chosen, targets), tuple(chosen))
 
 
 def scale_plan(job, layers: Mapping[str, Sequence[int]]) -> Plan:
