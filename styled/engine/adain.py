@@ -293,7 +293,7 @@ def stylize(job: Job, long_side: int) -> Stylized:
     style_side = max(MIN_SIDE, round(long_side * spec.style_scale))
     styles = [images.resize_long_side(style.pixels, style_side) for style in job.styles]
     network = load_network(precision, device.tf_name)
-    tile = adain_tile((height, width), spec.max_memory or auto_budget(), spec.tile_size)
+    tile = adain_tile((height, width), spec.max_memory or auto_budget(gpu=device.gpu_index), spec.tile_size)
     with tf.device(device.tf_name):
         image = network.stylize(content, styles, spec.blend_weights(), spec.alpha, tile)
     return Stylized(image.astype(np.float32), device.name, precision, why)

@@ -82,7 +82,7 @@ def render_gatys(job: Job, plugins: pluggy.PluginManager, options: RenderOptions
         extractor = FeatureExtractor(backbone, spec.pooling, tf.as_dtype(precision))
         run = _Run(job, plugins, options, device, precision, extractor, time.monotonic(),
                    OPTIMIZERS[spec.optimizer](spec), precision_reason=why,
-                   budget=spec.max_memory or auto_budget(options.memory_share))
+                   budget=spec.max_memory or auto_budget(options.memory_share, device.gpu_index))
         run.plans = [_plan(run, index, spec_layers(spec)) for index in range(len(run.sizes))]  # refuse now, not later
         if any(plan.tile for plan in run.plans):
             check_tileable(collect_terms(plugins, _scale_job(run, 0)))  # the first scale is the cheapest to ask

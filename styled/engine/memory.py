@@ -16,16 +16,23 @@ what the job would need. The constants were measured with benchmarks/print_size.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
+import shutil
+import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 from styled.errors import MemoryBudgetError
 from styled.nets.layers import VGG19_CONVS, VGG_BLOCK_WIDTHS, block_of, receptive_radius, relu_name, stride_of
 
+log = logging.getLogger(__name__)
+
 #: ``max_memory: auto`` is this share of the memory that is free (plus what this process holds).
 AUTO_SHARE = 0.7
+#: How long ``nvidia-smi`` may take to say how much of a GPU is free.
+NVIDIA_SMI_SECONDS = 10
 #: The process before any image: Python, TensorFlow, the engine and the VGG-19 weights.
 BASELINE_BYTES = 900 * 10**6
 #: A forward and backward pass keeps about two tensors per convolution (its output and the ReLU's).
@@ -185,14 +192,43 @@ def _tile_count(shape: tuple[int, int], core: int) -> int:
     return math.ceil(shape[0] / core) * math.ceil(shape[1] / core)
 
 
-def auto_budget(share: float = 1.0) -> int:
+def auto_budget(share: float = 1.0, gpu: int | None = None) -> int:
     """``AUTO_SHARE`` of the memory that is free now plus what this process holds, times ``share``
-    (a daemon gives each worker its part), within the cgroup's limit when there is one."""
+    (a daemon gives each worker its part), within the cgroup's limit when there is one. On GPU
+    ``gpu`` (TensorFlow's index), the card's free memory as ``nvidia-smi`` reports it; where it
+    cannot say, the host's, with a warning (set ``max_memory`` to what the card has)."""
+    if gpu is not None:
+        free = gpu_free_bytes(gpu)
+        if free is not None:
+            return int(AUTO_SHARE * free * share)
+        log.warning("the free memory of gpu:%d is unknown (no nvidia-smi answer); max_memory: auto uses the "
+                    "host's free memory, which may be more than the card has: set max_memory", gpu)
     available = _meminfo("MemAvailable") + _resident()
     limit = _cgroup_limit()
     if limit is not None:
         available = min(available, limit)
     return int(AUTO_SHARE * available * share)
+
+
+def gpu_free_bytes(index: int) -> int | None:
+    """Free memory of TensorFlow's GPU ``index`` from ``nvidia-smi`` (TensorFlow does not say how
+    much a card has), mapped through CUDA_VISIBLE_DEVICES; None when it cannot be known."""
+    physical = str(index)
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible:
+        listed = [entry.strip() for entry in visible.split(",") if entry.strip()]
+        if index >= len(listed):
+            return None
+        physical = listed[index]
+    tool = shutil.which("nvidia-smi")
+    if tool is None:
+        return None
+    try:
+        answer = subprocess.run([tool, "--query-gpu=memory.free", "--format=csv,noheader,nounits", "-i", physical],
+                                capture_output=True, text=True, timeout=NVIDIA_SMI_SECONDS, check=True)
+        return int(answer.stdout.split()[0]) * 2**20  # MiB
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
 
 
 def _meminfo(key: str) -> int:

@@ -30,6 +30,11 @@ class Device:
     def is_gpu(self) -> bool:
         return self.name.startswith("gpu")
 
+    @property
+    def gpu_index(self) -> int | None:
+        """TensorFlow's index of the GPU; None on the CPU."""
+        return int(self.tf_name.rsplit(":", 1)[1]) if self.is_gpu else None
+
 
 @contextlib.contextmanager
 def quiet_native_stderr() -> Iterator[None]:

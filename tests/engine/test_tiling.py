@@ -311,3 +311,40 @@ def test_a_render_stopped_between_tiles_resumes_from_its_checkpoint_file_to_the_
     # optimiser then starts afresh (its curvature pairs are not checkpointed), as after any resume
     assert [entry["iteration"] for entry in resumed.history] == [0, 1, 2, 3]
     assert resumed.history[2] == straight.history[2]
+
+
+def test_auto_takes_a_share_of_the_free_host_memory():
+    import os
+
+    total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    budget = memory.auto_budget()
+    assert 0 < budget <= memory.AUTO_SHARE * total
+    assert memory.auto_budget(share=0.5) == pytest.approx(budget / 2, rel=0.1)  # a daemon worker's part
+
+
+FAKE_NVIDIA_SMI = """#!/bin/sh
+# answers like nvidia-smi --query-gpu=memory.free --format=csv,noheader,nounits -i N
+case "$*" in
+  *"--query-gpu=memory.free --format=csv,noheader,nounits -i 1") echo 8000 ;;
+  *) echo "unexpected arguments: $*" >&2; exit 6 ;;
+esac
+"""
+
+
+def test_auto_on_a_gpu_takes_a_share_of_what_nvidia_smi_says_is_free(tmp_path, monkeypatch, caplog):
+    from styled.nets.devices import Device
+
+    tool = tmp_path / "nvidia-smi"
+    tool.write_text(FAKE_NVIDIA_SMI)
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,1")  # TensorFlow's gpu:1 is the card nvidia-smi calls 1
+    assert Device("gpu:1", "/GPU:1").gpu_index == 1 and Device("cpu", "/CPU:0").gpu_index is None
+    assert memory.gpu_free_bytes(1) == 8000 * 2**20
+    assert memory.auto_budget(gpu=1) == int(memory.AUTO_SHARE * 8000 * 2**20)
+    assert memory.gpu_free_bytes(0) is None  # nvidia-smi failed for card 3
+    assert memory.gpu_free_bytes(2) is None  # not a visible device
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    with caplog.at_level("WARNING"):
+        assert memory.auto_budget(gpu=1) == pytest.approx(memory.auto_budget(), rel=0.1)  # the host's
+    assert "set max_memory" in caplog.text
