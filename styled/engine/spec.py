@@ -188,8 +188,9 @@ class JobSpec:
     precision: str = setting("auto", one_of(*PRECISIONS),
                              "`float32`, `bfloat16`, `float16` for the VGG pass; loss and image stay float32")
     max_memory: int | None = setting(None, memory_size,
-                                     "memory a render may use, such as `6GB`; `auto`: 70 % of what is free, "
-                                     "shared among the daemon's workers; bigger renders are tiled (docs/print-size.md)",
+                                     "memory a render may use, such as `6GB`; `auto`: 70 % of what is free (on a GPU, of "
+                                     "the card's), shared among the daemon's workers; bigger renders are tiled "
+                                     "(docs/print-size.md)",
                                      shown="auto")
     tile_size: int | None = setting(None, _tile_size, "`auto` tiles only when `max_memory` needs it; a number "
                                     "forces square tiles of that many pixels (plus a halo)", shown="auto")
