@@ -455,11 +455,10 @@ def save_latest_image(checkpoint: Checkpoint, path: Path) -> None:
     from styled.io.images import resize_long_side, save_image
 
     try:
-        pixels = np.clip(np.asarray(checkpoint.state.image, dtype=np.float32).reshape(
-            checkpoint.state.image.shape[-3:]), 0.0, 1.0)
-        if max(pixels.shape[:2]) > LATEST_SIDE:
+        pixels = np.asarray(checkpoint.state.image, dtype=np.float32).reshape(checkpoint.state.image.shape[-3:])
+        if max(pixels.shape[:2]) > LATEST_SIDE:  # first, so that a print-size image is not copied whole
             pixels = resize_long_side(pixels, LATEST_SIDE)
-        save_image(path, pixels)
+        save_image(path, np.clip(pixels, 0.0, 1.0))
     except (OSError, ValueError, StyledError) as error:
         log.warning("could not write %s (%s)", path, error)
 

@@ -229,15 +229,16 @@ class TiledLoss:
         self._targets.close()
 
     def progress(self) -> TilePass | None:
-        """The evaluation under way, as a checkpoint keeps it (copies: the passes go on)."""
+        """The evaluation under way, as a checkpoint keeps it. The sums are copies; the gradient is
+        the live array (an image-sized copy is hundreds of megabytes at print size), so the record
+        must be saved before the next tile, as the checkpoint callback does."""
         current = self._current
         if current is None or current.done == 0:
             return None
         if current.key is None:
             current.key = evaluation_key(current.image, self._windows)
         sums = tuple(tuple(np.array(value) for value in term) for term in current.sums)
-        gradient = None if current.gradient is None else current.gradient.copy()
-        return TilePass(current.key, current.done, sums, gradient)
+        return TilePass(current.key, current.done, sums, current.gradient)
 
     def _start(self, image: np.ndarray) -> _Evaluation:
         """A fresh evaluation, or the one a checkpoint recorded if it is of this image and these tiles."""
