@@ -68,7 +68,7 @@ def test_kill_9_between_the_tiles_of_an_iteration_resumes_within_that_iteration(
 
     config_path = write_config(tmp_path, checkpoint_seconds=0.3)
     work = tmp_path / "work"
-    write_job_folder(tmp_path / "inbox", "tiles", {**SLOW_SPEC, "iterations": 4, "tile_size": 16})
+    write_job_folder(tmp_path / "inbox", "tiles", {**SLOW_SPEC, "iterations": 8, "tile_size": 16})
 
     def recorded_tiles() -> int:
         try:
@@ -78,13 +78,23 @@ def test_kill_9_between_the_tiles_of_an_iteration_resumes_within_that_iteration(
         return evaluation.done if evaluation else 0
 
     with DaemonProcess(config_path) as daemon:
-        wait_for(lambda: recorded_tiles() >= 3, what="a checkpoint between the tiles of an iteration")
+        def paused_on_a_record() -> bool:
+            """Stopped (SIGSTOP) while the checkpoint on disk is one from between two tiles."""
+            daemon.signal(signal.SIGSTOP)
+            if recorded_tiles() > 0:
+                return True
+            daemon.signal(signal.SIGCONT)
+            time.sleep(0.05)
+            return False
+
+        wait_for(paused_on_a_record, what="a checkpoint between the tiles of an iteration")
+        done = recorded_tiles()
         daemon.kill9()
     with DaemonProcess(config_path, "--once") as restarted:
         assert restarted.wait() == 0, restarted.log()
-    assert "resuming an evaluation after" in restarted.log()
+    assert f"resuming an evaluation after {done} of 18 tile passes" in restarted.log()
     report = read_json(tmp_path / "outbox" / "tiles" / "report.json")
-    assert report["iterations"] == 4 and report["memory"][0]["tiles"] == 9
+    assert report["iterations"] == 8 and report["memory"][0]["tiles"] == 9
     assert report["job"]["resumed"] is True
 
 
