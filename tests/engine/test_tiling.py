@@ -216,24 +216,30 @@ def test_a_tiled_render_reports_progress_by_tile_with_a_growing_fraction(tiny_im
     assert any(event.eta is not None for event in tiled if event.iteration == 0)  # an ETA before the first iteration ends
 
 
+class _Cut(Exception):
+    """Raised from on_tile to cut an evaluation short, as a stop or a kill would."""
+
+
+def _record_cut_after(passes, extractor, terms, windows, image):
+    """The record of an evaluation of ``image`` cut after ``passes`` tile passes."""
+
+    def cut(done, total):
+        if done == passes:
+            raise _Cut
+
+    interrupted = objective.TiledLoss(extractor, terms, windows, on_tile=cut)
+    with pytest.raises(_Cut):
+        interrupted(image)
+    return interrupted.progress()
+
+
 @pytest.mark.parametrize("stop_after", [4, 13], ids=["within the first pass", "within the second pass"])
 def test_an_evaluation_resumed_from_its_record_gives_the_same_loss_and_gradient(tiny_images, tmp_path, stop_after):
     extractor, terms, scale_job = _terms(tiny_images, tmp_path, 96, 32, 12, **SHALLOW)
     windows = scale_job.windows(scale_job.shape)
     image = np.random.default_rng(2).uniform(0, 1, (*scale_job.shape, 3)).astype(np.float32)
     whole = objective.TiledLoss(extractor, terms, windows)(image)
-
-    class Cut(Exception):
-        pass
-
-    def cut(done, total):
-        if done == stop_after:
-            raise Cut
-
-    interrupted = objective.TiledLoss(extractor, terms, windows, on_tile=cut)
-    with pytest.raises(Cut):
-        interrupted(image)
-    record = interrupted.progress()
+    record = _record_cut_after(stop_after, extractor, terms, windows, image)
     assert record.done == stop_after and (record.gradient is None) == (stop_after < len(windows))
     seen = []
     resumed = objective.TiledLoss(extractor, terms, windows, on_tile=lambda done, total: seen.append(done),
@@ -248,18 +254,7 @@ def test_a_record_of_another_image_or_other_tiles_is_ignored(tiny_images, tmp_pa
     windows = scale_job.windows(scale_job.shape)
     image = np.random.default_rng(2).uniform(0, 1, (*scale_job.shape, 3)).astype(np.float32)
     other_image = np.random.default_rng(3).uniform(0, 1, (*scale_job.shape, 3)).astype(np.float32)
-
-    class Cut(Exception):
-        pass
-
-    def cut(done, total):
-        if done == 5:
-            raise Cut
-
-    interrupted = objective.TiledLoss(extractor, terms, windows, on_tile=cut)
-    with pytest.raises(Cut):
-        interrupted(image)
-    record = interrupted.progress()
+    record = _record_cut_after(5, extractor, terms, windows, image)
     fresh = objective.TiledLoss(extractor, terms, windows)(other_image)
     assert objective.TiledLoss(extractor, terms, windows, resume=record)(other_image)[0] == fresh[0]
     other_tiles = Window.grid(scale_job.shape, 48, 12)
