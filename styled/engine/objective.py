@@ -4,7 +4,9 @@ Whole, one traced function computes every term and the gradient (compiled with X
 that pays). Tiled (print sizes), each term that is a function of sums over positions (``Tiling``)
 is computed in two passes over overlapping tiles: the first adds up each tile's sums over its core
 positions; with the totals known, the second differentiates, tile by tile, the surrogate
-Σ ⟨∂L/∂sums, the tile's sums⟩, whose gradient is the tile's exact share of ∂L/∂image. Cores
+Σ ⟨∂L/∂sums, the tile's sums⟩, whose gradient is the tile's exact share of ∂L/∂image. The last
+tile of the first pass takes its share at once (its sums complete the totals inside the same
+traced call), so n tiles cost 2n − 1 forward passes, not 2n, and n backward ones. Cores
 partition the image and a halo as wide as the deepest layer's receptive field makes every core
 activation equal to the whole image's, so the tiled loss and gradient equal the untiled ones up to
 float rounding (docs/print-size.md). Each tile's targets (a content target's core, a mask's tile)
@@ -175,9 +177,11 @@ class TargetFiles:
 
 
 def evaluation_key(image: np.ndarray, windows: Sequence[Window]) -> str:
-    """A name for one tiled evaluation: the image's bytes and the tiles it is cut into."""
+    """A name for one tiled evaluation: the image's bytes, the tiles it is cut into and the order
+    of the passes (records of the order before the last tile took both at once do not match)."""
     digest = hashlib.blake2b(np.ascontiguousarray(image, np.float32).data, digest_size=16)
     digest.update(repr(tuple(windows)).encode())
+    digest.update(b"sums, then the last tile's gradient, then the others'")
     return digest.hexdigest()
 
 
@@ -208,21 +212,36 @@ class TiledLoss:
 
     def __call__(self, image: np.ndarray) -> tuple[float, dict[str, float], np.ndarray]:
         self._current = current = self._start(image)
-        tiles = len(self._windows)
-        for index in range(current.done, tiles):
-            self._add_sums(current, self._pass(self._windows[index])[0](self._tile(image, self._windows[index]),
-                                                                       self._targets[index]))
+        last = len(self._windows) - 1
+        for index in range(current.done, last):
+            self._add_sums(current, self._pass(self._windows[index]).sums(self._tile(image, self._windows[index]),
+                                                                         self._targets[index]))
             self._finished_tile(current)
+        if current.done == last:
+            self._last_tile(current)
         total, values, cotangents = self._combine(current.sums)
-        if current.gradient is None:
-            current.gradient = np.zeros_like(image)
-        for index in range(current.done - tiles, tiles):
+        for index in range(current.done - last - 1, last):
             window = self._windows[index]
-            share = self._pass(window)[1](self._tile(image, window), self._targets[index], cotangents)
+            share = self._pass(window).share(self._tile(image, window), self._targets[index], cotangents)
             window.pixels(current.gradient)[...] += share.numpy()[0]
             self._finished_tile(current)
         self._current = None
         return total, dict(zip(self._names, values)), current.gradient
+
+    @property
+    def passes(self) -> int:
+        """Tile passes per evaluation: every tile's sums, then every tile's gradient but the last
+        one's, which its first pass takes at once (its forward pass is not made twice)."""
+        return 2 * len(self._windows) - 1
+
+    def _last_tile(self, current: _Evaluation) -> None:
+        index = len(self._windows) - 1
+        window = self._windows[index]
+        current.sums, share = self._pass(window).last(self._tile(current.image, window), self._targets[index],
+                                                      current.sums)
+        current.gradient = np.zeros_like(current.image)
+        window.pixels(current.gradient)[...] += share.numpy()[0]
+        self._finished_tile(current)
 
     def close(self) -> None:
         """Remove the targets' files (also done when the object is collected)."""
@@ -244,7 +263,7 @@ class TiledLoss:
         """A fresh evaluation, or the one a checkpoint recorded if it is of this image and these tiles."""
         resume, self._resume = self._resume, None
         if resume is not None and resume.key == evaluation_key(image, self._windows):
-            log.info("resuming an evaluation after %d of %d tile passes", resume.done, 2 * len(self._windows))
+            log.info("resuming an evaluation after %d of %d tile passes", resume.done, self.passes)
             sums = [tuple(tf.constant(value) for value in term) for term in resume.sums]
             gradient = None if resume.gradient is None else resume.gradient.copy()
             return _Evaluation(image, resume.done, sums, gradient, resume.key)
@@ -257,31 +276,25 @@ class TiledLoss:
     def _finished_tile(self, current: _Evaluation) -> None:
         current.done += 1
         if self._on_tile is not None:
-            self._on_tile(current.done, 2 * len(self._windows))
+            self._on_tile(current.done, self.passes)
 
     def _combine(self, sums: list[tuple]) -> tuple[float, list[float], list[tuple]]:
-        flat = tf.nest.flatten(sums)
-        with tf.GradientTape() as tape:
-            tape.watch(flat)
-            packed = tf.nest.pack_sequence_as(sums, flat)
-            values = [tf.cast(term.tiling.combine(tuple(part)), tf.float32) for term, part in zip(self._terms, packed)]
-            total = tf.add_n([weight * value for weight, value in zip(self._weights, values)])
-        cotangents = tape.gradient(total, flat, unconnected_gradients="zero")
-        return float(total), [float(value) for value in values], tf.nest.pack_sequence_as(sums, cotangents)
+        total, values, cotangents = _loss_and_cotangents(self._terms, self._weights, sums)
+        return float(total), [float(value) for value in values], cotangents
 
     @staticmethod
     def _tile(image: np.ndarray, window: Window) -> tf.Tensor:
         return tf.constant(window.pixels(image)[None])
 
-    def _pass(self, window: Window) -> tuple[Callable, Callable]:
-        """The two traced passes for tiles of this geometry (at most nine: edges and corners differ)."""
+    def _pass(self, window: Window) -> _TilePasses:
+        """The traced passes for tiles of this geometry (at most nine: edges and corners differ)."""
         local = window.local()
         if local not in self._passes:
             self._passes[local] = self._trace(local)
         return self._passes[local]
 
-    def _trace(self, local: Window) -> tuple[Callable, Callable]:
-        extractor, terms, layers = self._extractor, self._terms, self._layers
+    def _trace(self, local: Window) -> _TilePasses:
+        extractor, terms, weights, layers = self._extractor, self._terms, self._weights, self._layers
 
         def partials(tile: tf.Tensor, targets: tuple) -> list[tuple]:
             features = extractor(tile, layers) if layers else {}
@@ -291,11 +304,48 @@ class TiledLoss:
         def share(tile: tf.Tensor, targets: tuple, cotangents: list[tuple]) -> tf.Tensor:
             with tf.GradientTape() as tape:
                 tape.watch(tile)
-                parts = partials(tile, targets)
-                surrogate = tf.add_n([tf.reduce_sum(tf.cast(part, tf.float32) * cotangent) for part, cotangent
-                                      in zip(tf.nest.flatten(parts), tf.nest.flatten(cotangents))])
+                surrogate = _surrogate(partials(tile, targets), cotangents)
             return tape.gradient(surrogate, tile, unconnected_gradients="zero")
 
+        def last(tile: tf.Tensor, targets: tuple, before: list[tuple] | None) -> tuple[list[tuple], tf.Tensor]:
+            with tf.GradientTape() as tape:
+                tape.watch(tile)
+                parts = partials(tile, targets)
+                with tape.stop_recording():
+                    sums = parts if before is None else tf.nest.map_structure(tf.add, before, parts)
+                    cotangents = _loss_and_cotangents(terms, weights, sums)[2]
+                surrogate = _surrogate(parts, cotangents)
+            return sums, tape.gradient(surrogate, tile, unconnected_gradients="zero")
+
         pixels = local.height * local.width
-        return (traced(partials, None, pixels, self._xla_min_pixels),
-                traced(share, None, pixels, self._xla_min_pixels))
+        return _TilePasses(*(traced(fn, None, pixels, self._xla_min_pixels) for fn in (partials, share, last)))
+
+
+@dataclass(frozen=True)
+class _TilePasses:
+    """The traced passes over tiles of one geometry: ``sums`` (the first pass), ``share`` (the
+    second: the tile's share of the gradient, given ∂L/∂sums) and ``last`` (both at once, for the
+    last tile of the first pass, given the other tiles' sums)."""
+
+    sums: Callable
+    share: Callable
+    last: Callable
+
+
+def _loss_and_cotangents(terms: Sequence[LossTerm], weights: Sequence[float],
+                         sums: list[tuple]) -> tuple[tf.Tensor, list[tf.Tensor], list[tuple]]:
+    """The loss from the totals of every term's sums, each term's value, and ∂loss/∂sums."""
+    flat = tf.nest.flatten(sums)
+    with tf.GradientTape() as tape:
+        tape.watch(flat)
+        packed = tf.nest.pack_sequence_as(sums, flat)
+        values = [tf.cast(term.tiling.combine(tuple(part)), tf.float32) for term, part in zip(terms, packed)]
+        total = tf.add_n([weight * value for weight, value in zip(weights, values)])
+    cotangents = tape.gradient(total, flat, unconnected_gradients="zero")
+    return total, values, tf.nest.pack_sequence_as(sums, cotangents)
+
+
+def _surrogate(parts: list[tuple], cotangents: list[tuple]) -> tf.Tensor:
+    """Σ ⟨∂L/∂sums, a tile's sums⟩: its gradient is the tile's share of ∂L/∂image."""
+    return tf.add_n([tf.reduce_sum(tf.cast(part, tf.float32) * cotangent) for part, cotangent
+                     in zip(tf.nest.flatten(parts), tf.nest.flatten(cotangents))])

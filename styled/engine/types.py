@@ -227,7 +227,7 @@ class Progress:
     eta: float | None
     #: Iterations done so far over all scales (resumed ones included): a count that only grows.
     done: int = 0
-    #: Tiled scales report within an iteration too: tile passes done of ``tiles`` (two per tile).
+    #: Tiled scales report within an iteration too: tile passes done of ``tiles`` (2n − 1 for n tiles).
     tile: int = 0
     tiles: int = 0
     #: A video reports the frame being rendered (1-based) of ``frames``; 0 for a still.
@@ -251,7 +251,7 @@ class TilePass:
     """
 
     key: str
-    done: int  # tiles finished over both passes: below the tile count, first-pass sums; above, gradient
+    done: int  # tile passes finished: below the tile count, first-pass sums; from it on, the gradient too
     sums: tuple[tuple[np.ndarray, ...], ...]  # per term, the sums of the tiles done (first pass: so far)
     gradient: np.ndarray | None = None  # the second pass's gradient so far
 
