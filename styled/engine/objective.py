@@ -198,7 +198,7 @@ class TiledLoss:
                  resume: TilePass | None = None, scratch: Path | None = None):
         check_tileable(terms)
         tf.get_logger().addFilter(_RETRACING_FILTER)  # a set: adding it again changes nothing
-        self._extractor, self._terms, self._windows = extractor, terms, tuple(windows)
+        self._extractor, self._terms, self._windows = extractor, terms, _largest_last(windows)
         self._layers = layers_of(terms)
         self._names = [term.name for term in terms]
         self._weights = [term.weight for term in terms]
@@ -319,6 +319,14 @@ class TiledLoss:
 
         pixels = local.height * local.width
         return _TilePasses(*(traced(fn, None, pixels, self._xla_min_pixels) for fn in (partials, share, last)))
+
+
+def _largest_last(windows: Sequence[Window]) -> tuple[Window, ...]:
+    """The tiles in their order, but the largest last: the last tile's forward pass is the one
+    made only once (``TiledLoss``), so it saves most there (a 3 x 3 grid's last corner may be a
+    sliver)."""
+    largest = max(range(len(windows)), key=lambda index: windows[index].height * windows[index].width)
+    return (*windows[:largest], *windows[largest + 1:], windows[largest])
 
 
 @dataclass(frozen=True)

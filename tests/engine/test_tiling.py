@@ -32,6 +32,14 @@ def test_window_cores_partition_the_image_and_start_on_the_alignment():
     assert Window.grid(shape, 128, halo) == (Window.whole(shape),)
 
 
+def test_the_largest_tile_goes_last_where_its_forward_pass_is_made_once():
+    windows = Window.grid((2048, 2048), 912, 80)  # cores of 912, 912 and 224 px a side
+    ordered = objective._largest_last(windows)
+    assert len(ordered) == len(set(ordered)) == 9 and set(ordered) == set(windows)
+    assert ordered[-1] == windows[4]  # the middle tile: 1072 x 1072 px
+    assert ordered[-1].shape == (1072, 1072) and ordered[:4] == windows[:4]
+
+
 def test_the_halo_is_the_deepest_layers_receptive_radius_rounded_to_its_stride():
     assert memory.halo_and_alignment(["relu4_2", "relu5_1"]) == (80, 16)  # 70 px rounded up to 16
     assert memory.halo_and_alignment(["relu1_1", "relu3_1"]) == (12, 4)  # 10 px rounded up to 4
@@ -272,7 +280,7 @@ def test_tile_targets_wait_in_files_that_go_when_the_scale_ends(tiny_images, tmp
     [folder] = tmp_path.glob("styled-targets-*")
     assert len(list(folder.iterdir())) == len(windows)  # the content term's targets, one file per tile
     content = terms[[term.name for term in terms].index("content")]
-    expected = content.tiling.targets(windows[4])
+    expected = content.tiling.targets(loss._windows[4])
     for saved, computed in zip(loss._targets[4][[term.name for term in terms].index("content")], expected):
         np.testing.assert_array_equal(saved.numpy(), computed.numpy())
     loss.close()
