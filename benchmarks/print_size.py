@@ -73,7 +73,8 @@ def run(size: int, precision: str, iterations: int, budget: str, tile: int | Non
 
 def show(mode: str, row: dict) -> None:
     plan = row["plan"]
-    print(f"  {row['size']:5d} px {row['precision']:8s} {mode:8s} tiles {plan['tiles']:4d} (core {plan['tile'] or '-'}, "
+    core = "x".join(str(side) for side in plan["tile"]) if plan["tile"] else "-"
+    print(f"  {row['size']:5d} px {row['precision']:8s} {mode:8s} tiles {plan['tiles']:4d} (core {core}, "
           f"halo {plan['halo']})  {plan['optimizer']} {plan['history'] or ''}  estimate {plan['estimate'] / 1e9:6.2f} GB"
           f"  peak RSS {row['peak_rss'] / 1e9:6.2f} GB  {row['seconds_per_iteration']:8.2f} s/it"
           f"  (first {row['first_iteration']:.1f} s)", flush=True)

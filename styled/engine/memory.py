@@ -7,7 +7,8 @@ image-sized arrays of the loop (the image, its gradient, the best image...) and,
 evaluated, the VGG activations of one forward and backward pass over the whole image or one tile.
 A step of the optimiser holds more image-sized arrays but no activations; the estimate is the
 larger of the two moments. ``plan_scale`` keeps the job's optimiser
-and renders untiled if that fits; otherwise it tiles with the largest tiles that fit; then with
+and renders untiled if that fits; otherwise it tiles with the grid that costs least time among
+those that fit; then with
 fewer L-BFGS pairs, then with Adam; and if even Adam with the smallest tile does not fit, it says
 what the job would need. The constants were measured with benchmarks/print_size.py
 (docs/print-size.md compares the estimate with the peak RSS).
@@ -16,6 +17,7 @@ what the job would need. The constants were measured with benchmarks/print_size.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
 import os
@@ -48,6 +50,11 @@ PIXEL_BYTES = 3 * 4
 #: A tile's core should be at least this many halos wide: (4 + 2)² / 4² = 2.25x the core's pixels
 #: computed per tile at most; narrower tiles are the last resort.
 EFFICIENT_CORE = 4
+#: A forward pass over a tile costs this share of a forward and backward one (VGG-19, float32, on a
+#: 2-core AVX-512 CPU): what the planner weighs tiling's second forward pass by.
+FORWARD_SHARE = 0.4
+#: Rows (and columns) of tiles the planner considers at most.
+MAX_PARTS = 128
 #: L-BFGS pairs to try, after the job's own, before falling back to Adam.
 FEWER_PAIRS = (10, 5, 3)
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
@@ -61,7 +68,7 @@ class MemoryPlan:
     size: int
     budget: int
     estimate: int
-    tile: int | None  # core side in pixels; None: untiled
+    tile: tuple[int, int] | None  # the cores' height and width in pixels; None: untiled
     halo: int
     tiles: int
     optimizer: str
@@ -141,16 +148,17 @@ def plan_scale(*, size: int, shape: tuple[int, int], layers: Sequence[str], cont
             if tile_size is None and whole <= budget:
                 return MemoryPlan(size, budget, whole, None, halo, 1, kind, pairs, "untiled" + why)
             room = budget - tiled_fixed - loop_bytes(pixels, kind, pairs, 0)  # for a tile's activations
-            core = _core(tile_size, alignment) if tile_size else _largest_core(shape, halo, alignment, room, layers,
-                                                                                   precision, kind)
-            if core is not None and (tile_size or core >= min(least_core, _core(max(shape), alignment))):
+            core = (_core(tile_size, alignment),) * 2 if tile_size else _cheapest_grid(
+                shape, halo, alignment, least_core, room + _step_spare(shape, kind), layers, precision)
+            if core is not None:
                 need = tiled_fixed + loop_bytes(pixels, kind, pairs, _tile_bytes(shape, core, halo, layers, precision))
                 if need <= budget:
                     tiles = _tile_count(shape, core)
                     reason = f"tile_size {tile_size}" if tile_size else "the whole image does not fit max_memory"
                     return MemoryPlan(size, budget, need, core, halo, tiles, kind, pairs,
                                       f"{tiles} tiles: {reason}{why}")
-    least = tiled_fixed + loop_bytes(pixels, "adam", 0, _tile_bytes(shape, tile_size or smallest, halo, layers, precision))
+    least_tile = (_core(tile_size, alignment),) * 2 if tile_size else (smallest, smallest)
+    least = tiled_fixed + loop_bytes(pixels, "adam", 0, _tile_bytes(shape, least_tile, halo, layers, precision))
     raise MemoryBudgetError(
         f"a {shape[1]}x{shape[0]} scale needs about {least / GB:.1f} GB even tiled with Adam, "
         f"and max_memory allows {budget / GB:.1f} GB",
@@ -172,24 +180,51 @@ def _core(side: int, alignment: int) -> int:
     return alignment * math.ceil(side / alignment)
 
 
-def _tile_bytes(shape: tuple[int, int], core: int, halo: int, layers: Sequence[str], precision: str) -> int:
-    area = min(shape[0], core + 2 * halo) * min(shape[1], core + 2 * halo)
-    return activation_bytes(area, layers, precision)
+def _tile_bytes(shape: tuple[int, int], core: tuple[int, int], halo: int, layers: Sequence[str],
+                precision: str) -> int:
+    """The activations of the largest tile of a grid of ``core`` (height, width) cores."""
+    sides = [min(side, piece + halo * min(2, math.ceil(side / piece) - 1)) for side, piece in zip(shape, core)]
+    return activation_bytes(sides[0] * sides[1], layers, precision)
 
 
-def _largest_core(shape: tuple[int, int], halo: int, alignment: int, room: int, layers: Sequence[str],
-                  precision: str, optimizer: str) -> int | None:
-    """The widest core whose tile's activations fit ``room`` (what the loop leaves while it holds
-    only its evaluation's image-sized arrays)."""
-    spare = (STEP_COPIES[optimizer] - EVALUATION_COPIES[optimizer]) * PIXEL_BYTES * shape[0] * shape[1]
-    for core in range(_core(max(shape), alignment), 0, -alignment):
-        if _tile_bytes(shape, core, halo, layers, precision) <= room + spare:
-            return core
-    return None
+def _step_spare(shape: tuple[int, int], optimizer: str) -> int:
+    """What a step holds beyond an evaluation's image-sized arrays, free for a tile's activations."""
+    return (STEP_COPIES[optimizer] - EVALUATION_COPIES[optimizer]) * PIXEL_BYTES * shape[0] * shape[1]
 
 
-def _tile_count(shape: tuple[int, int], core: int) -> int:
-    return math.ceil(shape[0] / core) * math.ceil(shape[1] / core)
+def _cheapest_grid(shape: tuple[int, int], halo: int, alignment: int, least_core: int, room: int,
+                   layers: Sequence[str], precision: str) -> tuple[int, int] | None:
+    """The (height, width) of the cores of the grid that costs least time among those whose largest
+    tile's activations fit ``room`` and whose cores are at least ``least_core`` wide (or the whole
+    side). Rows and columns are cut evenly; a grid's time is the pixels its tiles compute, halos
+    included, times 1 + FORWARD_SHARE (n - 1) / n for the forward pass every tile but the last makes
+    twice (styled.engine.objective.TiledLoss)."""
+    best: tuple[float, tuple[int, int]] | None = None
+    for core in itertools.product(*(_even_cores(side, alignment, least_core) for side in shape)):
+        tiles = _tile_count(shape, core)
+        if tiles == 1 or _tile_bytes(shape, core, halo, layers, precision) > room:
+            continue
+        computed = math.prod(side + 2 * halo * (math.ceil(side / piece) - 1) for side, piece in zip(shape, core))
+        cost = computed * (1 + FORWARD_SHARE * (tiles - 1) / tiles)
+        if best is None or cost < best[0]:
+            best = (cost, core)
+    return None if best is None else best[1]
+
+
+def _even_cores(side: int, alignment: int, least_core: int) -> list[int]:
+    """The core lengths that cut ``side`` into 1, 2, 3... even parts (aligned), none narrower than
+    ``least_core`` (unless the side is) and at most ``MAX_PARTS`` parts."""
+    least = min(max(least_core, alignment), _core(side, alignment))
+    most = min(MAX_PARTS, side // least)
+    return sorted({_core(math.ceil(side / parts), alignment) for parts in range(1, most + 1)} - set(range(least)))
+
+
+def _parts(side: int, core: int) -> int:
+    return math.ceil(side / core)
+
+
+def _tile_count(shape: tuple[int, int], core: tuple[int, int]) -> int:
+    return _parts(shape[0], core[0]) * _parts(shape[1], core[1])
 
 
 def auto_budget(share: float = 1.0, gpu: int | None = None) -> int:

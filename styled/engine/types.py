@@ -71,18 +71,19 @@ class Window:
         return (top // stride, -(-(top + height) // stride)), (left // stride, -(-(left + width) // stride))
 
     @classmethod
-    def grid(cls, shape: tuple[int, int], core: int | None, halo: int) -> tuple[Window, ...]:
-        """Tiles whose cores are ``core``-pixel squares (cut at the image's edges) partitioning
-        ``shape``, each with ``halo`` pixels of context where the image has them. ``core`` and
-        ``halo`` must be multiples of the deepest layer's stride; None (or a core as large as the
-        image) gives one window."""
+    def grid(cls, shape: tuple[int, int], core: int | tuple[int, int] | None, halo: int) -> tuple[Window, ...]:
+        """Tiles whose cores are ``core`` (height, width; a number: a square) pixels, cut at the
+        image's edges, partitioning ``shape``, each with ``halo`` pixels of context where the image
+        has them. ``core`` and ``halo`` must be multiples of the deepest layer's stride; None (or a
+        core as large as the image) gives one window."""
         height, width = shape
-        if core is None or (core >= height and core >= width):
+        core_height, core_width = (core, core) if isinstance(core, int) else core or shape
+        if core_height >= height and core_width >= width:
             return (cls.whole(shape),)
         windows = []
-        for row in range(0, height, core):
-            for column in range(0, width, core):
-                bottom, right = min(height, row + core), min(width, column + core)
+        for row in range(0, height, core_height):
+            for column in range(0, width, core_width):
+                bottom, right = min(height, row + core_height), min(width, column + core_width)
                 top, left = max(0, row - halo), max(0, column - halo)
                 windows.append(cls(tuple(shape), top, left, min(height, bottom + halo) - top,
                                    min(width, right + halo) - left, (row - top, column - left, bottom - row, right - column)))
@@ -170,8 +171,8 @@ class ScaleJob:
     scale_index: int
     scale_count: int
     extractor: FeatureExtractor = field(repr=False)
-    #: Tiling at this scale: the core side in pixels (None: untiled) and the halo around it.
-    tile: int | None = None
+    #: Tiling at this scale: the cores' height and width in pixels (None: untiled) and the halo around them.
+    tile: tuple[int, int] | None = None
     halo: int = 0
 
     def windows(self, shape: tuple[int, int]) -> tuple[Window, ...]:

@@ -429,5 +429,5 @@ def test_a_tiled_job_is_delivered_with_its_memory_plan(tmp_path):
     with daemon_thread(config_path):
         wait_for(delivered(outbox, 1), what="the delivery")
     report = read_json(outbox / "print" / "report.json")
-    assert report["memory"][0]["tiles"] > 1 and report["memory"][0]["tile"] == 32
+    assert report["memory"][0]["tiles"] > 1 and report["memory"][0]["tile"] == [32, 32]
     assert report["memory"][0]["budget"] > 0 and report["memory"][0]["estimate"] > 0

@@ -149,11 +149,21 @@ def test_the_plan_tiles_then_drops_pairs_then_takes_adam_as_the_budget_shrinks()
     assert tiled.tile is not None and tiled.history == 20 and tiled.estimate <= 16 * GB
     assert fewer.optimizer == "lbfgs" and fewer.history < 20 and "pairs to fit" in fewer.reason
     assert adam.optimizer == "adam" and "Adam" in adam.reason
-    assert all(plan.tile % 16 == 0 and plan.tile >= 4 * 80 for plan in (tiled, fewer, adam))  # no tiny tiles
+    for plan in (tiled, fewer, adam):  # cores on the 16-pixel grid, and no tiny tiles
+        assert all(side % 16 == 0 and side >= 4 * 80 for side in plan.tile)
     widest = _plan(10 * GB, size=8192)  # the content targets wait in files; Adam holds two image copies
-    assert widest.optimizer == "adam" and widest.estimate <= 10 * GB and widest.tile >= 1024
+    assert widest.optimizer == "adam" and widest.estimate <= 10 * GB and widest.tiles <= 64
     forced = _plan(200 * GB, size=512, tile_size=100)
-    assert forced.tile == 112 and forced.tiles == 25  # rounded up to the 16-pixel alignment
+    assert forced.tile == (112, 112) and forced.tiles == 25  # rounded up to the 16-pixel alignment
+
+
+def test_the_plan_takes_the_grid_that_computes_least_not_the_widest_square():
+    # 6 GB at 2048 x 2048: squares of 912 px (3 x 3 tiles, the middle one 1072 px a side) fit, but
+    # 3 rows of 2 tiles (cores 688 x 1024) fit too, compute 7 % fewer pixels and make fewer passes
+    plan = _plan(6 * GB, size=2048)
+    assert plan.tile == (688, 1024) and plan.tiles == 6 and plan.estimate <= 6 * GB
+    windows = Window.grid((2048, 2048), plan.tile, plan.halo)
+    assert len(windows) == 6 and max(window.shape for window in windows) == (848, 1104)
 
 
 def _brightness_term(target: float) -> LossTerm:
