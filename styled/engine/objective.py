@@ -206,7 +206,7 @@ class TiledLoss:
         self._xla_min_pixels = xla_min_pixels
         self._targets = TargetFiles((tuple(term.tiling.targets(window) for term in terms) for window in self._windows),
                                     scratch)
-        self._passes: dict[Window, tuple[Callable, Callable]] = {}
+        self._passes: dict[Window, _TilePasses] = {}
         self._resume = resume
         self._current: _Evaluation | None = None
 
@@ -220,11 +220,10 @@ class TiledLoss:
         if current.done == last:
             self._last_tile(current)
         total, values, cotangents = self._combine(current.sums)
-        for index in range(current.done - last - 1, last):
+        for index in range(current.done - len(self._windows), last):  # the second pass: tile k after n + k passes
             window = self._windows[index]
-            share = self._pass(window).share(self._tile(image, window), self._targets[index], cotangents)
-            window.pixels(current.gradient)[...] += share.numpy()[0]
-            self._finished_tile(current)
+            self._add_share(current, window, self._pass(window).share(self._tile(image, window), self._targets[index],
+                                                                      cotangents))
         self._current = None
         return total, dict(zip(self._names, values)), current.gradient
 
@@ -240,6 +239,9 @@ class TiledLoss:
         current.sums, share = self._pass(window).last(self._tile(current.image, window), self._targets[index],
                                                       current.sums)
         current.gradient = np.zeros_like(current.image)
+        self._add_share(current, window, share)
+
+    def _add_share(self, current: _Evaluation, window: Window, share: tf.Tensor) -> None:
         window.pixels(current.gradient)[...] += share.numpy()[0]
         self._finished_tile(current)
 
