@@ -6,11 +6,10 @@ optimiser's state (L-BFGS keeps two image-sized vectors per curvature pair, Adam
 image-sized arrays of the loop (the image, its gradient, the best image...) and, while the loss is
 evaluated, the VGG activations of one forward and backward pass over the whole image or one tile.
 A step of the optimiser holds more image-sized arrays but no activations; the estimate is the
-larger of the two moments. ``plan_scale`` keeps the job's optimiser
-and renders untiled if that fits; otherwise it tiles with the grid that costs least time among
-those that fit; then with
-fewer L-BFGS pairs, then with Adam; and if even Adam with the smallest tile does not fit, it says
-what the job would need. The constants were measured with benchmarks/print_size.py
+larger of the two moments. ``plan_scale`` keeps the job's optimiser and renders untiled if that
+fits; otherwise it tiles with the grid that costs least time among those that fit; then with fewer
+L-BFGS pairs, then with Adam; and if even Adam with the smallest tile does not fit, it says what
+the job would need. The constants were measured with benchmarks/print_size.py
 (docs/print-size.md compares the estimate with the peak RSS).
 """
 
@@ -183,7 +182,7 @@ def _core(side: int, alignment: int) -> int:
 def _tile_bytes(shape: tuple[int, int], core: tuple[int, int], halo: int, layers: Sequence[str],
                 precision: str) -> int:
     """The activations of the largest tile of a grid of ``core`` (height, width) cores."""
-    sides = [min(side, piece + halo * min(2, math.ceil(side / piece) - 1)) for side, piece in zip(shape, core)]
+    sides = [min(side, piece + halo * min(2, _parts(side, piece) - 1)) for side, piece in zip(shape, core)]
     return activation_bytes(sides[0] * sides[1], layers, precision)
 
 
@@ -204,7 +203,7 @@ def _cheapest_grid(shape: tuple[int, int], halo: int, alignment: int, least_core
         tiles = _tile_count(shape, core)
         if tiles == 1 or _tile_bytes(shape, core, halo, layers, precision) > room:
             continue
-        computed = math.prod(side + 2 * halo * (math.ceil(side / piece) - 1) for side, piece in zip(shape, core))
+        computed = math.prod(side + 2 * halo * (_parts(side, piece) - 1) for side, piece in zip(shape, core))
         cost = computed * (1 + FORWARD_SHARE * (tiles - 1) / tiles)
         if best is None or cost < best[0]:
             best = (cost, core)
@@ -216,7 +215,8 @@ def _even_cores(side: int, alignment: int, least_core: int) -> list[int]:
     ``least_core`` (unless the side is) and at most ``MAX_PARTS`` parts."""
     least = min(max(least_core, alignment), _core(side, alignment))
     most = min(MAX_PARTS, side // least)
-    return sorted({_core(math.ceil(side / parts), alignment) for parts in range(1, most + 1)} - set(range(least)))
+    cores = {_core(math.ceil(side / parts), alignment) for parts in range(1, most + 1)}
+    return sorted(core for core in cores if core >= least)
 
 
 def _parts(side: int, core: int) -> int:
