@@ -80,6 +80,18 @@ def test_tiled_loss_and_gradient_equal_the_untiled_ones(tiny_images, tmp_path, s
     np.testing.assert_allclose(tiled[2], whole[2], rtol=0, atol=1e-4 * np.abs(whole[2]).max())
 
 
+def test_one_window_is_one_pass_that_takes_the_sums_and_the_gradient_at_once(tiny_images, tmp_path):
+    extractor, terms, scale_job = _terms(tiny_images, tmp_path, 64, 32, 12, **SHALLOW)
+    image = np.random.default_rng(1).uniform(0, 1, (*scale_job.shape, 3)).astype(np.float32)
+    whole = objective.compile_loss(extractor, terms, scale_job.shape, xla_min_pixels=10**9)(image)
+    seen = []
+    tiled = objective.TiledLoss(extractor, terms, (Window.whole(scale_job.shape),),
+                                on_tile=lambda done, total: seen.append((done, total)))(image)
+    assert seen == [(1, 1)]
+    assert tiled[0] == pytest.approx(whole[0], rel=1e-5)
+    np.testing.assert_allclose(tiled[2], whole[2], rtol=0, atol=1e-4 * np.abs(whole[2]).max())
+
+
 def test_long_range_tiles_exactly_with_a_halo_widened_by_its_reach(tiny_images, tmp_path):
     spec = {**SHALLOW, "plugins": {"long_range": {"layers": {"relu2_1": [3], "relu3_1": [2, 5]}}}}
     extractor, whole_terms, scale_job = _terms(tiny_images, tmp_path, 96, None, 0, **spec)
