@@ -138,6 +138,7 @@ def plan_scale(*, size: int, shape: tuple[int, int], layers: Sequence[str], cont
     untiled_fixed = fixed_bytes(shape, content_layers, style_pixels, tiled=False)
     tiled_fixed = fixed_bytes(shape, content_layers, style_pixels, tiled=True)
     smallest = _core(max(alignment, min(halo, max(shape))), alignment)
+    forced = (_core(tile_size, alignment),) * 2 if tile_size else None  # square cores of tile_size
     # First only tiles whose halo costs little (a core of EFFICIENT_CORE halos: 1.56x the pixels),
     # dropping L-BFGS pairs before shrinking tiles further; then any tile down to one halo wide.
     for least_core in (EFFICIENT_CORE * halo, smallest):
@@ -147,8 +148,8 @@ def plan_scale(*, size: int, shape: tuple[int, int], layers: Sequence[str], cont
             if tile_size is None and whole <= budget:
                 return MemoryPlan(size, budget, whole, None, halo, 1, kind, pairs, "untiled" + why)
             room = budget - tiled_fixed - loop_bytes(pixels, kind, pairs, 0)  # for a tile's activations
-            core = (_core(tile_size, alignment),) * 2 if tile_size else _cheapest_grid(
-                shape, halo, alignment, least_core, room + _step_spare(shape, kind), layers, precision)
+            core = forced or _cheapest_grid(shape, halo, alignment, least_core, room + _step_spare(shape, kind),
+                                            layers, precision)
             if core is not None:
                 need = tiled_fixed + loop_bytes(pixels, kind, pairs, _tile_bytes(shape, core, halo, layers, precision))
                 if need <= budget:
@@ -156,8 +157,8 @@ def plan_scale(*, size: int, shape: tuple[int, int], layers: Sequence[str], cont
                     reason = f"tile_size {tile_size}" if tile_size else "the whole image does not fit max_memory"
                     return MemoryPlan(size, budget, need, core, halo, tiles, kind, pairs,
                                       f"{tiles} tiles: {reason}{why}")
-    least_tile = (_core(tile_size, alignment),) * 2 if tile_size else (smallest, smallest)
-    least = tiled_fixed + loop_bytes(pixels, "adam", 0, _tile_bytes(shape, least_tile, halo, layers, precision))
+    least = tiled_fixed + loop_bytes(pixels, "adam", 0, _tile_bytes(shape, forced or (smallest, smallest), halo,
+                                                                     layers, precision))
     raise MemoryBudgetError(
         f"a {shape[1]}x{shape[0]} scale needs about {least / GB:.1f} GB even tiled with Adam, "
         f"and max_memory allows {budget / GB:.1f} GB",

@@ -218,7 +218,7 @@ class TiledLoss:
                                                                          self._targets[index]))
             self._finished_tile(current)
         if current.done == last:
-            self._last_tile(current)
+            self._last_tile(current, last)
         total, values, cotangents = self._combine(current.sums)
         for index in range(current.done - len(self._windows), last):  # the second pass: tile k after n + k passes
             window = self._windows[index]
@@ -233,8 +233,7 @@ class TiledLoss:
         one's, which its first pass takes at once (its forward pass is not made twice)."""
         return 2 * len(self._windows) - 1
 
-    def _last_tile(self, current: _Evaluation) -> None:
-        index = len(self._windows) - 1
+    def _last_tile(self, current: _Evaluation, index: int) -> None:
         window = self._windows[index]
         current.sums, share = self._pass(window).last(self._tile(current.image, window), self._targets[index],
                                                       current.sums)
