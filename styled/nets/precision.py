@@ -2,11 +2,12 @@
 once and cached.
 
 CPU flags do not predict speed: a CPU that reports AVX-512 BF16 without AMX ran bfloat16 about
-1.4 times slower than float32, an AVX2-only one 7.7 times slower, and one with AMX 3 to 4 times
-faster. So on first use on a device, each candidate runs a VGG-19 forward and backward pass at a
-small size; the fastest whose loss stays within ACCURACY_TOLERANCE of float32's wins. The answer
-is cached per device, CPU or GPU model, TensorFlow version and styled version in the user's cache
-folder, so the measurement (a second or two) is paid once per machine and upgrade.
+1.4 times slower than float32 on one machine and 1.6 times faster on another, an AVX2-only one 7.7
+times slower, and one with AMX 3 to 4 times faster. So on first use on a device, each candidate
+runs a VGG-19 forward and backward pass at a small size; the fastest whose loss stays within
+ACCURACY_TOLERANCE of float32's wins. The answer is cached per device, CPU or GPU model (with the
+CPU's matrix features), TensorFlow version and styled version in the user's cache folder, so the
+measurement (a second or two) is paid once per machine and upgrade.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ TIMED_PASSES = 3
 GIVE_UP_FACTOR = 2.0
 #: A candidate whose loss differs from float32's by more than this fraction is not used.
 ACCURACY_TOLERANCE = 0.02
+#: CPU features that change the speed of matrix products in some precision (x86 and Arm).
+PRECISION_FEATURES = frozenset({"avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni",
+                                "amx_tile", "amx_bf16", "amx_fp16", "asimd", "sve", "sve2", "bf16", "i8mm"})
 CALIBRATION_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1")
 
 
@@ -86,12 +90,27 @@ def _model(device: Device) -> str:
 
 
 def _cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo; what ``platform`` knows where there is no /proc."""
+    """The CPU's model and matrix features from /proc/cpuinfo; what ``platform`` knows where
+    there is no /proc."""
     with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        return describe_cpu(Path("/proc/cpuinfo").read_text())
     return platform.processor() or platform.machine()
+
+
+def describe_cpu(cpuinfo: str) -> str:
+    """The model name and the features that decide matrix speed in each precision. Virtual
+    machines of different hardware can share a model name ("AMD EPYC"), and a home folder (and so
+    the cache) can follow a user from one to another, so the features are part of the key."""
+    model, features = "", set()
+    for line in cpuinfo.splitlines():
+        name, _, value = line.partition(":")
+        name = name.strip()
+        if name == "model name" and not model:
+            model = value.strip()
+        elif name in ("flags", "Features") and not features:
+            features = set(value.split()) & PRECISION_FEATURES
+    model = model or platform.processor() or platform.machine()
+    return f"{model} [{' '.join(sorted(features))}]" if features else model
 
 
 def calibration_for(device: Device, *, remeasure: bool = False, measure: Measure | None = None,

@@ -64,3 +64,21 @@ def test_the_real_measurement_times_every_cpu_candidate_and_float32_is_exact():
     seconds, errors = precision.measure_device(CPU)
     assert set(seconds) == {"float32", "bfloat16"} and all(value > 0 for value in seconds.values())
     assert errors["float32"] == 0.0 and errors["bfloat16"] < precision.ACCURACY_TOLERANCE
+
+
+CPUINFO = """processor\t: 0
+model name\t: AMD EPYC
+flags\t\t: fpu sse sse2 avx avx2 fma avx512f avx512_bf16 sha_ni
+processor\t: 1
+model name\t: AMD EPYC
+flags\t\t: fpu sse sse2 avx avx2 fma avx512f avx512_bf16 sha_ni
+"""
+
+
+def test_the_cpu_key_holds_the_matrix_features_not_only_the_model_name():
+    with_bf16 = precision.describe_cpu(CPUINFO)
+    assert with_bf16 == "AMD EPYC [avx2 avx512_bf16 avx512f fma]"
+    without = precision.describe_cpu(CPUINFO.replace(" avx512f avx512_bf16", ""))
+    assert without == "AMD EPYC [avx2 fma]", "two machines sold under one model name get two cache entries"
+    arm = precision.describe_cpu("processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\nCPU part\t: 0xd40\n")
+    assert arm.endswith("[asimd bf16 i8mm sve]")
