@@ -39,6 +39,25 @@ def test_render_writes_the_image_and_a_json_report(tiny_images, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_print_size_render_is_tiled_and_a_budget_too_small_is_refused_at_once(tiny_images, tmp_path):
+    """The command users run at print size, with tiles forced small: the report shows the tiled plan;
+    and a budget no plan fits fails before any work, saying what the job would need."""
+    out = tmp_path / "print.png"
+    done = styled("render", str(tiny_images["content"]), str(tiny_images["style"]), "-o", str(out), "--size", "96",
+                  "--iterations", "2", "--set", "scales=1", "--set", "tile_size=32", "--quiet")
+    assert done.returncode == 0, done.stderr
+    plan = json.loads(out.with_suffix(".json").read_text())["memory"][-1]
+    assert plan["tiles"] == 9 and plan["tile"] == [32, 32] and plan["halo"] == 80
+    with PILImage.open(out) as picture:
+        assert picture.size == (96, 72)
+    refused = tmp_path / "refused.png"
+    done = styled("render", str(tiny_images["content"]), str(tiny_images["style"]), "-o", str(refused),
+                  "--size", "96", "--set", "scales=1", "--set", "max_memory=100MB", "--quiet")
+    assert done.returncode == 2 and "needs about" in done.stderr and "raise max_memory" in done.stderr, done.stderr
+    assert not refused.exists()
+
+
+@pytest.mark.slow
 def test_a_job_file_gives_the_same_keys_with_paths_relative_to_it(tiny_images, tmp_path):
     job = tmp_path / "jobs" / "job.yaml"
     job.parent.mkdir()
