@@ -83,9 +83,9 @@ def render_gatys(job: Job, plugins: pluggy.PluginManager, options: RenderOptions
         run = _Run(job, plugins, options, device, precision, extractor, time.monotonic(),
                    OPTIMIZERS[spec.optimizer](spec), precision_reason=why,
                    budget=spec.max_memory or auto_budget(options.memory_share, device.gpu_index))
-        run.plans = [_plan(run, index, spec_layers(spec)) for index in range(len(run.sizes))]  # refuse now, not later
+        run.plans = [_first_plan(run, index) for index in range(len(run.sizes))]  # refuse now, not later
         if any(plan.tile for plan in run.plans):
-            check_tileable(collect_terms(plugins, _scale_job(run, 0)))  # the first scale is the cheapest to ask
+            check_tileable(collect_terms(plugins, _scale_job(run, 0, run.plans[0])))  # the cheapest scale to ask
         run.last_checkpoint = run.started
         state, interrupted = _optimise_all_scales(run)
     return _finish(run, state, interrupted)
@@ -98,7 +98,7 @@ def _optimise_all_scales(run: _Run) -> tuple[tuple[int, ScaleState], bool]:
         run.history, run.elapsed_before = list(resume.history), resume.elapsed
     previous: np.ndarray | None = None
     for index in range(first, len(run.sizes)):
-        scale_job = _scale_job(run, index)
+        scale_job = _scale_job(run, index, run.plans[index])
         evaluation = None
         if resume and index == first:
             state, evaluation = resume.state, resume.evaluation
@@ -112,7 +112,8 @@ def _optimise_all_scales(run: _Run) -> tuple[tuple[int, ScaleState], bool]:
     return (len(run.sizes) - 1, state), False
 
 
-def _scale_job(run: _Run, index: int) -> ScaleJob:
+def _scale_job(run: _Run, index: int, plan: MemoryPlan | None) -> ScaleJob:
+    """Scale ``index`` of the job, its images resized; tiled as ``plan`` says (None: not yet planned)."""
     job, spec = run.job, run.job.spec
     height, width = job.output_shape(run.sizes[index])
     content = None
@@ -120,9 +121,8 @@ def _scale_job(run: _Run, index: int) -> ScaleJob:
         content = _batch(images.resize_to(job.content.pixels, width, height))
     side = style_side(spec, (height, width))
     styles = tuple(_batch(images.resize_long_side(style.pixels, side)) for style in job.styles)
-    plan = run.plans[index]
-    return ScaleJob(job, content, styles, spec.blend_weights(), index, len(run.sizes), run.extractor,
-                    plan.tile, plan.halo)
+    tile, halo = (plan.tile, plan.halo) if plan is not None else (None, 0)
+    return ScaleJob(job, content, styles, spec.blend_weights(), index, len(run.sizes), run.extractor, tile, halo)
 
 
 def style_side(spec: JobSpec, shape: tuple[int, int]) -> int:
@@ -133,6 +133,14 @@ def style_side(spec: JobSpec, shape: tuple[int, int]) -> int:
 def spec_layers(spec: JobSpec) -> tuple[str, ...]:
     """The VGG layers the built-in terms use; plugins may add others (``_scale_with_terms``)."""
     return tuple(sorted({*spec.content_layers, *(name for name, _ in spec.style_layers)}))
+
+
+def _first_plan(run: _Run, index: int) -> MemoryPlan:
+    """Scale ``index``'s plan before the first iteration: the spec's layers, and the widest reach the
+    plugins announce for their terms (``tiling_reach``), so that a job that cannot fit is refused
+    now, not at the scale where a plugin's halo no longer fits."""
+    answers = run.plugins.hook.tiling_reach(job=_scale_job(run, index, None))
+    return _plan(run, index, spec_layers(run.job.spec), max((reach for reach in answers if reach), default=0))
 
 
 def _plan(run: _Run, index: int, layers: tuple[str, ...], reach: int = 0) -> MemoryPlan:

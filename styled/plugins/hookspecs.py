@@ -61,6 +61,18 @@ def register_losses(job: ScaleJob) -> list[LossTerm]:
     """
 
 
+@hookspec
+def tiling_reach(job: ScaleJob) -> int | None:
+    """Return how far, in image pixels at this scale, the terms you will register for ``job`` pair
+    positions (their ``Tiling.reach``), without building them; None if they pair none.
+
+    Called for every scale before the first iteration, with the job's images resized to that scale
+    and no tiles yet, so that the memory plan of every scale counts the halo your terms need and a
+    job that cannot fit ``max_memory`` is refused at once, not at the scale where the halo widens.
+    A term whose reach exceeds what was announced still gets its halo: the scale is planned again.
+    """
+
+
 @hookspec(firstresult=True)
 def initial_image(job: ScaleJob, image: tf.Tensor) -> tf.Tensor | np.ndarray | None:
     """Return a (1, H, W, 3) image in [0, 1] to start this scale from instead of ``image``, or None.

@@ -117,6 +117,28 @@ def test_a_tiled_render_with_long_range_is_planned_with_its_reach(tiny_images, t
     assert result.losses["long_range"] > 0
 
 
+def test_every_scale_is_planned_with_the_reach_plugins_announce_before_the_first_iteration(tiny_images, tmp_path):
+    """The plans made before the first iteration (which refuse a job that cannot fit) already count
+    long_range's reach at every scale: a render stopped in its first iteration still reports the
+    second scale's plan as first made, with the reach of the shifts at that scale."""
+    from styled.engine.types import RenderOptions
+
+    data = {"content": str(tiny_images["content"]), "style": str(tiny_images["style"]), "size": 96, "scales": 2,
+            "scale_start": 48, "iterations": 4, "seed": 3, "precision": "float32", "tile_size": 32, **SHALLOW,
+            "plugins": {"long_range": {"layers": {"relu3_1": [2, 5]}}}}
+    stopped = render(load_job(build_job_spec(data), relative_to(tmp_path)),
+                     options=RenderOptions(should_stop=lambda: True))
+    assert stopped.interrupted
+    coarse, final = stopped.memory
+    assert final["halo"] == memory.halo_and_alignment(["relu3_1"], 5 * 4)[0] == 32, \
+        "the final scale's shifts (5 positions of 4 pixels) widen its first plan's halo"
+    assert coarse["halo"] == memory.halo_and_alignment(["relu3_1"], 2 * 4)[0] < final["halo"], \
+        "at 48 px the shifts shrink to 1 and 2 positions"
+    plain = render(load_job(build_job_spec({**data, "plugins": {}}), relative_to(tmp_path)),
+                   options=RenderOptions(should_stop=lambda: True))
+    assert plain.memory[1]["halo"] == memory.halo_and_alignment(["relu3_1"])[0] < final["halo"]
+
+
 def test_a_term_that_cannot_tile_is_refused_by_name_in_a_tiled_job():
     whole_only = LossTerm("mirror", 1.0, lambda image, features: image[0, 0, 0, 0])
     tiled = LossTerm.tiled("fine", 1.0, Tiling(lambda image, features, window, goal: (image[0, 0, 0, 0],),

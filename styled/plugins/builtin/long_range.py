@@ -189,8 +189,12 @@ def tiling(chosen: Plan, targets: Mapping[tuple[str, int, int], tf.Tensor] | Non
         current = {key: sums[2 * i] / sums[2 * i + 1] for i, key in enumerate(keys)}
         return distance(current, targets, chosen)
 
-    reach = max(shift * stride_of(layer) for layer, shift, _ in keys)
-    return Tiling(partial, combine, reach=reach)
+    return Tiling(partial, combine, reach=plan_reach(chosen))
+
+
+def plan_reach(chosen: Plan) -> int:
+    """How far the plan's largest shift reaches, in image pixels: δ positions at stride s reach δ·s."""
+    return max(shift * stride_of(layer) for layer, shift, _ in _keys(chosen))
 
 
 def style_targets(job, chosen: Plan) -> dict[tuple[str, int, int], tf.Tensor]:
@@ -224,6 +228,16 @@ def scale_plan(job, layers: Mapping[str, Sequence[int]]) -> Plan:
     sizes = job.spec.scale_sizes()
     style_shapes = [tuple(style.shape[1:3]) for style in job.styles]
     return plan(layers, job.shape, style_shapes, sizes[job.scale_index], sizes[-1])
+
+
+@hookimpl
+def tiling_reach(job) -> int | None:
+    """The reach of the term ``register_losses`` makes for this scale, without its targets."""
+    options = SCHEMA.settings(job)
+    if options is None:
+        return None
+    chosen = scale_plan(job, options["layers"])
+    return plan_reach(chosen) if chosen else None
 
 
 @hookimpl
