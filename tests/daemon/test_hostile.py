@@ -128,7 +128,7 @@ def test_kill_9_at_random_moments_loses_nothing_doubles_nothing_and_blames_no_on
     inbox, outbox, failed = tmp_path / "inbox", tmp_path / "outbox", tmp_path / "failed"
     names = [f"job{index}" for index in range(6)]
     for name in names:
-        write_job_folder(inbox, name, {**GOOD, "size": 48, "iterations": 30})
+        write_job_folder(inbox, name, {**GOOD, "size": 48, "iterations": 120})
     kills = 0
     while kills < 6 and len(folders(outbox)) < len(names):
         with DaemonProcess(config_path) as daemon:
