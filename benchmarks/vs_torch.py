@@ -1,21 +1,32 @@
-"""styled against a plain PyTorch L-BFGS loop: the same objective, the same pair, the same seconds.
+"""Time to quality: how soon styled reaches the loss a plain PyTorch L-BFGS loop reaches in T seconds.
 
     python benchmarks/vs_torch.py                          # 256 px / 40 s and 512 px / 120 s, 4 pairs
     python benchmarks/vs_torch.py --sizes 256 --budgets 40 --pairs 2 --set scales=1
 
-For each content/style pair and size, styled (its defaults, with content_weight 1, style_weight 100,
-tv_weight 0 and ``time_limit`` = the budget) and the loop of benchmarks/torch_reference.py each run
-in a process of their own for the same optimisation wall time (targets and tracing included, the
-import and the weights not). Both outputs are then scored by torch_reference's independent
-implementation of the objective at the output size, in float32; the ratio styled / torch is
-printed per pair, with the median and the spread. Below 1 styled is better. Needs torch
-(``pip install torch==2.13.0``), which styled itself does not.
+For each content/style pair and size:
+
+1. the loop of benchmarks/torch_reference.py runs for T seconds, and its output is scored with
+   torch_reference's independent implementation of the objective at the output size, in float32:
+   that is the quality to reach, L_T;
+2. styled (its defaults, with content_weight 1, style_weight 100, tv_weight 0, ``time_limit`` T and
+   no iteration limit) runs in its own process; its report's per-iteration history, stamped with
+   the render's seconds, gives the first moment t its final scale's loss is at most L_T;
+3. styled runs again with the same seed, stopped after the iterations it had done at t, and that
+   output is scored by the same independent objective, to confirm (styled's own losses are
+   computed in the precision it runs in); the rerun's seconds are printed beside t.
+
+Each process times the same thing: the optimisation with its targets and tracing, not the import
+or the weights. Printed per pair: L_T, t, the ratio t / T (below 0.5 is the goal), the confirmed
+score over L_T, and the jumps between scales (first loss of a scale over the last of the one
+before); then the median and spread of t / T per size. Needs torch (``pip install torch==2.13.0``),
+which styled itself does not.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -31,6 +42,10 @@ PAIRS = (("content/tubingen.jpg", "style/starry_night.jpg"), ("content/golden_ga
          ("content/hoovertowernight.jpg", "style/shipwreck.jpg"),
          ("content/tubingen.jpg", "style/woman-with-hat-matisse.jpg"))
 OBJECTIVE = {"content_weight": 1.0, "style_weight": 100.0, "tv_weight": 0.0}
+#: The same random detail at each new scale in the run and its confirmation (--set seed=N changes it).
+SEED = 1
+#: styled's iteration limit in these runs: none that matters, time_limit decides.
+UNLIMITED = 1_000_000
 
 
 def problem(content: Path, style: Path, size: int):
@@ -45,7 +60,9 @@ def problem(content: Path, style: Path, size: int):
             images.resize_long_side(images.load_image(style).pixels, max(shape)))
 
 
-def run_styled(content: Path, style: Path, size: int, budget: float, overrides: list[str], out: Path) -> None:
+def run_styled(content: Path, style: Path, size: int, budget: float, stop_after: int, overrides: list[str],
+               out: Path) -> None:
+    """styled on the pair with ``time_limit`` = ``budget``; stopped after ``stop_after`` iterations if given."""
     import numpy as np
 
     from styled import render
@@ -56,13 +73,20 @@ def run_styled(content: Path, style: Path, size: int, budget: float, overrides: 
     from styled.settings.sources import apply_overrides
 
     data = apply_overrides({"content": str(content), "style": [str(style)], "size": size, **OBJECTIVE,
-                            "iterations": 1_000_000, "time_limit": budget}, overrides)
+                            "iterations": UNLIMITED, "time_limit": budget, "seed": SEED}, overrides)
     job = load_job(build_job_spec(data), relative_to(REPO))
     backbone = load_backbone("vgg19")
-    result = render(job, options=RenderOptions(backbones=lambda name, path: backbone))
+    done = {"iterations": 0}
+
+    def on_progress(progress) -> None:
+        done["iterations"] = progress.done
+
+    stop = (lambda: done["iterations"] >= stop_after) if stop_after > 0 else None
+    result = render(job, options=RenderOptions(backbones=lambda name, path: backbone, should_stop=stop,
+                                               on_progress=on_progress))
     np.save(out, result.image)
     out.with_suffix(".json").write_text(json.dumps({"iterations": result.iterations, "precision": result.precision,
-                                                    "seconds": result.seconds}))
+                                                    "seconds": result.seconds, "history": result.history}))
 
 
 def run_torch(content: Path, style: Path, size: int, budget: float, out: Path) -> None:
@@ -93,36 +117,68 @@ def score(content: Path, style: Path, size: int, outputs: list[Path]) -> list[fl
     return [objective.evaluate(np.load(path)) for path in outputs]
 
 
+def time_to_reach(history: list[dict], loss: float) -> tuple[float | None, int]:
+    """Seconds at which the final scale's loss first was at most ``loss`` (None: never), and the
+    iterations done by then over all scales."""
+    last = max(entry["scale"] for entry in history)
+    for count, entry in enumerate(history, start=1):
+        if entry["scale"] == last and entry["total"] <= loss:
+            return entry["seconds"], count
+    return None, len(history)
+
+
+def scale_jumps(history: list[dict]) -> list[tuple[float, float]]:
+    """Per new scale: its first loss and its last loss, each over the previous scale's last."""
+    scales: dict[int, list[float]] = {}
+    for entry in history:
+        scales.setdefault(entry["scale"], []).append(entry["total"])
+    ordered = [scales[key] for key in sorted(scales)]
+    return [(now[0] / before[-1], now[-1] / before[-1]) for before, now in zip(ordered, ordered[1:])]
+
+
 def child(*args: str) -> None:
     subprocess.run([sys.executable, __file__, *args], check=True)
 
 
+def compare_pair(content: Path, style: Path, size: int, budget: float, overrides: list[str], folder: Path) -> float:
+    theirs, ours, confirm = folder / "torch.npy", folder / "styled.npy", folder / "confirm.npy"
+    sets = [item for override in overrides for item in ("--set", override)]
+    child("--child", "torch", str(content), str(style), str(size), str(budget), "0", str(theirs))
+    child("--child", "styled", str(content), str(style), str(size), str(budget), "0", str(ours), *sets)
+    target, at_budget = score(content, style, size, [theirs, ours])
+    info = json.loads(ours.with_suffix(".json").read_text())
+    steps = json.loads(theirs.with_suffix(".json").read_text())["iterations"]
+    reached, iterations = time_to_reach(info["history"], target)
+    jumps = " ".join(f"{first:.1f}x/{end:.2f}x" for first, end in scale_jumps(info["history"]))
+    name = f"{size:5d} px {budget:5.0f} s  {content.stem:>18} x {style.stem:<24}"
+    if reached is None:
+        print(f"{name} torch {target:.4f} ({steps} it); styled never reached it: {at_budget:.4f} at T "
+              f"({info['iterations']} it, {info['precision']}); scale jumps {jumps}; ratio > 1", flush=True)
+        return math.inf
+    child("--child", "styled", str(content), str(style), str(size), str(budget), str(iterations), str(confirm), *sets)
+    confirmed = score(content, style, size, [confirm])[0]
+    again = json.loads(confirm.with_suffix(".json").read_text())["seconds"]
+    ratio = reached / budget
+    print(f"{name} torch {target:.4f} ({steps} it)  styled {reached:6.1f} s ({iterations} it, {info['precision']})  "
+          f"ratio {ratio:.3f}  confirmed {confirmed / target:.3f}x in {again:.1f} s  at T {at_budget / target:.3f}x  "
+          f"scale jumps {jumps}", flush=True)
+    return ratio
+
+
 def compare(size: int, budget: float, pairs: list[tuple[Path, Path]], overrides: list[str]) -> list[float]:
-    ratios = []
     with tempfile.TemporaryDirectory() as folder:
-        for content, style in pairs:
-            ours, theirs = Path(folder) / "styled.npy", Path(folder) / "torch.npy"
-            sets = [item for override in overrides for item in ("--set", override)]
-            child("--child", "styled", str(content), str(style), str(size), str(budget), str(ours), *sets)
-            child("--child", "torch", str(content), str(style), str(size), str(budget), str(theirs))
-            styled_loss, torch_loss = score(content, style, size, [ours, theirs])
-            info = json.loads(ours.with_suffix(".json").read_text())
-            steps = json.loads(theirs.with_suffix(".json").read_text())["iterations"]
-            ratios.append(styled_loss / torch_loss)
-            print(f"{size:5d} px {budget:5.0f} s  {content.stem:>18} x {style.stem:<24} styled {styled_loss:9.4f} "
-                  f"({info['iterations']} it, {info['precision']})  torch {torch_loss:9.4f} ({steps} it)  "
-                  f"ratio {ratios[-1]:.3f}", flush=True)
-    print(f"{size:5d} px {budget:5.0f} s  median ratio {statistics.median(ratios):.3f}, "
+        ratios = [compare_pair(content, style, size, budget, overrides, Path(folder)) for content, style in pairs]
+    print(f"{size:5d} px {budget:5.0f} s  time to the loop's quality / T: median {statistics.median(ratios):.3f}, "
           f"spread {min(ratios):.3f} .. {max(ratios):.3f} over {len(ratios)} pairs", flush=True)
     return ratios
 
 
 def main() -> None:
     if len(sys.argv) > 2 and sys.argv[1] == "--child":
-        kind, content, style, size, budget, out, *rest = sys.argv[2:]
+        kind, content, style, size, budget, stop_after, out, *rest = sys.argv[2:]
         overrides = [rest[i + 1] for i in range(0, len(rest), 2)]
         if kind == "styled":
-            run_styled(Path(content), Path(style), int(size), float(budget), overrides, Path(out))
+            run_styled(Path(content), Path(style), int(size), float(budget), int(stop_after), overrides, Path(out))
         else:
             run_torch(Path(content), Path(style), int(size), float(budget), Path(out))
         return

@@ -38,7 +38,7 @@ from styled.engine.types import RenderOptions, Result, Window
 from styled.errors import MemoryBudgetError
 from styled.io import colour, images
 from styled.nets.devices import Device, resolve_device
-from styled.nets.precision import resolve_precision
+from styled.nets.precision import resolve_compute
 from styled.nets.vgg import FeatureExtractor
 from styled.nets.weights import (
     DECODER_UPSAMPLE_AFTER,
@@ -274,7 +274,8 @@ def load_network(precision: str = "float32", device_name: str = "/CPU:0") -> Ada
 
 def _device_and_precision(job: Job) -> tuple[Device, str, str]:
     device = resolve_device(job.spec.device)
-    return device, *resolve_precision(job.spec.precision, device)
+    compute = resolve_compute(job.spec.precision, device)
+    return device, compute.precision, compute.reason
 
 
 def stylize(job: Job, long_side: int) -> Stylized:

@@ -16,12 +16,13 @@ import numpy as np
 import pluggy
 import tensorflow as tf
 
+from styled.engine import schedule, upsample
 from styled.engine.finish import finalize, output_alpha
 from styled.engine.hooks import fold
 from styled.engine.job import Job
 from styled.engine.memory import MemoryPlan, auto_budget, plan_scale
-from styled.engine.objective import TiledLoss, check_tileable, compile_loss, layers_of, reach_of
-from styled.engine.optimize import OPTIMIZERS, Adam, Lbfgs, ScaleState, optimise_scale
+from styled.engine.objective import XLA_MIN_PIXELS, TiledLoss, check_tileable, compile_loss, layers_of, reach_of
+from styled.engine.optimize import OPTIMIZERS, Adam, Budget, Lbfgs, ScaleState, optimise_scale
 from styled.engine.spec import JobSpec
 from styled.engine.types import (
     Checkpoint,
@@ -34,10 +35,13 @@ from styled.engine.types import (
 )
 from styled.io import images
 from styled.nets.devices import Device, resolve_device
-from styled.nets.precision import resolve_precision
+from styled.nets.precision import resolve_compute
 from styled.nets.vgg import FeatureExtractor
 
 log = logging.getLogger(__name__)
+
+#: Keys of a history entry that are not losses.
+HISTORY_KEYS = ("scale", "iteration", "seconds")
 
 # --- Gatys et al. -------------------------------------------------------------------------------
 
@@ -55,6 +59,9 @@ class _Run:
     started: float
     optimizer: Lbfgs | Adam
     precision_reason: str = ""
+    #: Loss functions of at least this many pixels are compiled with XLA (None: never, where XLA
+    #: was measured slower on this device: styled.nets.precision).
+    xla_min_pixels: int | None = None
     budget: int = 0
     plans: list[MemoryPlan] = field(default_factory=list)
     history: list[dict[str, float]] = field(default_factory=list)
@@ -76,12 +83,13 @@ def render_gatys(job: Job, plugins: pluggy.PluginManager, options: RenderOptions
     """Optimise the image so its VGG features match the content and the style's Grams."""
     spec = job.spec
     device = resolve_device(spec.device)
-    precision, why = resolve_precision(spec.precision, device)
+    compute = resolve_compute(spec.precision, device)
     with tf.device(device.tf_name):
         backbone = options.backbones(spec.backbone, job.weights)
-        extractor = FeatureExtractor(backbone, spec.pooling, tf.as_dtype(precision))
-        run = _Run(job, plugins, options, device, precision, extractor, time.monotonic(),
-                   OPTIMIZERS[spec.optimizer](spec), precision_reason=why,
+        extractor = FeatureExtractor(backbone, spec.pooling, tf.as_dtype(compute.precision))
+        run = _Run(job, plugins, options, device, compute.precision, extractor, time.monotonic(),
+                   OPTIMIZERS[spec.optimizer](spec), precision_reason=compute.reason,
+                   xla_min_pixels=XLA_MIN_PIXELS if compute.xla else None,
                    budget=spec.max_memory or auto_budget(options.memory_share, device.gpu_index))
         run.plans = [_first_plan(run, index) for index in range(len(run.sizes))]  # refuse now, not later
         if any(plan.tile for plan in run.plans):
@@ -162,14 +170,22 @@ def _batch(pixels: np.ndarray) -> tf.Tensor:
 
 
 def _initial_image(run: _Run, scale_job: ScaleJob, previous: np.ndarray | None) -> np.ndarray:
-    height, width = scale_job.shape
     if previous is not None:
-        image = images.resize_to(previous, width, height)
+        image = _enlarged(scale_job, previous)
     else:
         image = INITIALISERS[_init_kind(scale_job)](scale_job)
     chosen = run.plugins.hook.initial_image(job=scale_job, image=_batch(image))
     image = image if chosen is None else np.asarray(chosen)[0]
     return _projector(run.plugins, scale_job)(image)
+
+
+def _enlarged(scale_job: ScaleJob, previous: np.ndarray) -> np.ndarray:
+    """The previous scale's result at this scale, with the detail enlarging cannot restore (upsample.py)."""
+    seed = scale_job.spec.seed
+    rng = np.random.default_rng(None if seed is None else (seed, scale_job.scale_index))
+    content = None if scale_job.content is None else scale_job.content.numpy()[0]
+    styles = [style.numpy()[0] for style in scale_job.styles]
+    return upsample.enlarge(previous, scale_job.shape, content, styles, scale_job.style_weights, rng)
 
 
 def _init_kind(scale_job: ScaleJob) -> str:
@@ -226,11 +242,11 @@ def _optimise_scale(run: _Run, scale_job: ScaleJob, state: ScaleState,
                     evaluation: TilePass | None = None) -> tuple[ScaleState, bool]:
     """Optimise one scale; True with the state if a stop request ended it early. ``evaluation``
     is a checkpoint's unfinished tiled evaluation of ``state.image``."""
-    spec = run.job.spec
     scale_job, terms = _scale_with_terms(run, scale_job)
     plan = run.plans[scale_job.scale_index]
     optimizer = _optimizer_for(run, plan)
-    iterations = _iterations(spec, scale_job.scale_index, scale_job.scale_count)
+    budget = _budget(run, scale_job.scale_index)
+    iterations = budget.iterations
     stop = {"requested": False}
     last: dict[str, object] = {"total": math.nan, "values": {}}
     run.scale_started = time.monotonic()
@@ -252,8 +268,8 @@ def _optimise_scale(run: _Run, scale_job: ScaleJob, state: ScaleState,
 
     try:
         state = optimise_scale(
-            state, evaluate, optimizer, iterations=iterations, deadline=_deadline(run, scale_job.scale_index),
-            project=_projector(run.plugins, scale_job), on_iteration=on_iteration,
+            state, evaluate, optimizer, budget=budget,
+            project=_projector(run.plugins, scale_job), on_iteration=on_iteration, clock=run.elapsed,
         )
     except _StopWithinIteration:
         run.pending = evaluate.progress()
@@ -284,9 +300,9 @@ def _scale_with_terms(run: _Run, scale_job: ScaleJob) -> tuple[ScaleJob, list[Lo
 def _objective(run: _Run, scale_job: ScaleJob, terms: list[LossTerm], plan: MemoryPlan, on_tile,
                evaluation: TilePass | None):
     if plan.tile is None:
-        return compile_loss(run.extractor, terms, scale_job.shape)
+        return compile_loss(run.extractor, terms, scale_job.shape, xla_min_pixels=run.xla_min_pixels)
     return TiledLoss(run.extractor, terms, scale_job.windows(scale_job.shape), on_tile=on_tile, resume=evaluation,
-                     scratch=run.options.scratch)
+                     scratch=run.options.scratch, xla_min_pixels=run.xla_min_pixels)
 
 
 def _optimizer_for(run: _Run, plan: MemoryPlan) -> Lbfgs | Adam:
@@ -299,6 +315,16 @@ def _optimizer_for(run: _Run, plan: MemoryPlan) -> Lbfgs | Adam:
 
 def _iterations(spec: JobSpec, index: int, count: int) -> int:
     return spec.scale_iterations()[index]
+
+
+def _budget(run: _Run, index: int) -> Budget:
+    """Scale ``index``'s iterations (with what earlier scales left unused), deadline and, unless
+    it must run all its iterations, its convergence test (styled.engine.schedule)."""
+    spec = run.job.spec
+    done = [sum(1 for entry in run.history if entry["scale"] == scale + 1) for scale in range(index)]
+    converged = (lambda history: schedule.converged(history, spec.convergence)) \
+        if schedule.stops_when_converged(spec, index) else None
+    return Budget(schedule.budget(spec, index, done), _deadline(run, index), converged)
 
 
 def _deadline(run: _Run, index: int) -> float:
@@ -394,6 +420,6 @@ def _finish(run: _Run, position: tuple[int, ScaleState], interrupted: bool) -> R
 def _final_losses(history: list[dict[str, float]]) -> dict[str, float]:
     """The last iteration's losses, by term name, with ``total``; built-ins always present."""
     last = dict(history[-1]) if history else {}
-    for key in ("scale", "iteration"):
+    for key in HISTORY_KEYS:
         last.pop(key, None)
     return {"content": 0.0, "style": 0.0, "tv": 0.0, **last}

@@ -32,8 +32,10 @@ from styled.nets.vgg import FeatureExtractor
 log = logging.getLogger(__name__)
 
 #: XLA fuses each convolution with its padding and ReLU: on a 2-core AVX2 CPU a 512 px iteration
-#: took 20 % less time (2.79 -> 2.26 s), for about 3.5 s of compiling per scale. Below this many
-#: pixels the compile costs more than it saves (benchmarks/vs_torch.py, docs/performance.md).
+#: took 20 % less time (2.79 -> 2.26 s), for about 3.5 s of compiling per scale; on an AVX-512 BF16
+#: CPU it was 2.2 times slower, so a render uses it only where it was measured faster
+#: (styled.nets.precision). Below this many pixels the compile costs more than it saves
+#: (docs/performance.md).
 XLA_MIN_PIXELS = 256 * 256
 
 Evaluate = Callable[[np.ndarray], tuple[float, dict[str, float], np.ndarray]]
@@ -41,13 +43,14 @@ Evaluate = Callable[[np.ndarray], tuple[float, dict[str, float], np.ndarray]]
 OnTile = Callable[[int, int], None]
 
 
-def traced(fn: Callable, signature: Sequence[tf.TensorSpec], pixels: int, xla_min_pixels: int = XLA_MIN_PIXELS) -> Callable:
-    """``fn`` under tf.function, compiled with XLA when ``pixels`` reach ``xla_min_pixels``, falling
-    back to plain TensorFlow if XLA refuses a plugin's ops. autograph is off: the loss has no
-    tensor-dependent Python control flow, and converting it costs more than tracing it."""
+def traced(fn: Callable, signature: Sequence[tf.TensorSpec] | None, pixels: int,
+           xla_min_pixels: int | None = XLA_MIN_PIXELS) -> Callable:
+    """``fn`` under tf.function, compiled with XLA when ``pixels`` reach ``xla_min_pixels`` (None:
+    never), falling back to plain TensorFlow if XLA refuses a plugin's ops. autograph is off: the
+    loss has no tensor-dependent Python control flow, and converting it costs more than tracing it."""
     plain = tf.function(fn, input_signature=signature, autograph=False)
-    chosen = [tf.function(fn, input_signature=signature, autograph=False, jit_compile=True)
-              if pixels >= xla_min_pixels else plain]
+    use_xla = xla_min_pixels is not None and pixels >= xla_min_pixels
+    chosen = [tf.function(fn, input_signature=signature, autograph=False, jit_compile=True) if use_xla else plain]
 
     def call(*args):
         try:
@@ -81,7 +84,7 @@ def _values(terms: Sequence[LossTerm], image: tf.Tensor, features: dict[str, tf.
 
 
 def compile_loss(extractor: FeatureExtractor, terms: list[LossTerm], shape: tuple[int, int], *,
-                 xla_min_pixels: int = XLA_MIN_PIXELS) -> Evaluate:
+                 xla_min_pixels: int | None = XLA_MIN_PIXELS) -> Evaluate:
     """The whole-image objective: one traced function for the loss, its terms and the gradient."""
     layers = layers_of(terms)
     names = [term.name for term in terms]
@@ -194,7 +197,7 @@ class TiledLoss:
     """
 
     def __init__(self, extractor: FeatureExtractor, terms: list[LossTerm], windows: Sequence[Window],
-                 on_tile: OnTile | None = None, xla_min_pixels: int = XLA_MIN_PIXELS,
+                 on_tile: OnTile | None = None, xla_min_pixels: int | None = XLA_MIN_PIXELS,
                  resume: TilePass | None = None, scratch: Path | None = None):
         check_tileable(terms)
         tf.get_logger().addFilter(_RETRACING_FILTER)  # a set: adding it again changes nothing

@@ -181,9 +181,10 @@ class ScaleState:
     best_loss: float = math.inf
     history: list[dict[str, float]] = field(default_factory=list)
 
-    def record(self, image: np.ndarray, total: float, terms: dict[str, float]) -> None:
-        """Log this iteration's losses and keep the image if it is the best so far."""
-        self.history.append({"iteration": self.iteration, "total": total, **terms})
+    def record(self, image: np.ndarray, total: float, terms: dict[str, float], seconds: float) -> None:
+        """Log this iteration's losses, with the render's seconds when it was evaluated, and keep the
+        image if it is the best so far."""
+        self.history.append({"iteration": self.iteration, "seconds": round(seconds, 3), "total": total, **terms})
         if total < self.best_loss:
             self.best_loss, self.best_image = total, image
 
@@ -192,35 +193,47 @@ LossAndGrads = Callable[[np.ndarray], tuple[float, dict[str, float], np.ndarray]
 Project = Callable[[np.ndarray], np.ndarray]
 
 
+@dataclass(frozen=True)
+class Budget:
+    """How long one scale may run: ``iterations`` loss evaluations, until ``deadline`` on
+    time.monotonic(), or, with ``done`` given, until ``done(history)`` says it has converged."""
+
+    iterations: int
+    deadline: float = math.inf
+    done: Callable[[list[dict[str, float]]], bool] | None = None
+
+
 def optimise_scale(
     state: ScaleState,
     loss_and_grads: LossAndGrads,
     optimizer: Lbfgs | Adam,
     *,
-    iterations: int,
-    deadline: float,
+    budget: Budget,
     project: Project,
     on_iteration: Callable[[ScaleState, float, dict[str, float]], bool],
+    clock: Callable[[], float] = time.monotonic,
 ) -> ScaleState:
-    """Run up to ``iterations`` loss evaluations (or until ``deadline`` on time.monotonic()).
+    """Run loss evaluations until the ``budget`` is spent.
 
     Each iteration evaluates the loss once and, unless it is the last, takes a step. The answer is
     the best image ever evaluated, so no evaluation is spent after the loop. ``on_iteration`` sees
-    every iteration and returns True to stop early (a shutdown request).
+    every iteration and returns True to stop early (a shutdown request). ``clock`` stamps each
+    iteration in the history (the render's seconds so far).
     """
     shape = state.image.shape
     x = state.image.reshape(-1)
-    while state.iteration < iterations and time.monotonic() < deadline:
+    iterations = budget.iterations
+    while state.iteration < iterations and time.monotonic() < budget.deadline:
         total, terms, grad = loss_and_grads(x.reshape(shape))
         if not math.isfinite(total):
             raise FloatingPointError(f"the loss became {total} at iteration {state.iteration}")
-        state.record(x.reshape(shape), total, terms)
+        state.record(x.reshape(shape), total, terms, clock())
         state.iteration += 1
         if state.iteration < iterations:
             x = _next(state, optimizer, project, x, total, grad)
         del grad  # not held through the next evaluation (L-BFGS keeps what it needs)
         state.image = x.reshape(shape)
-        if on_iteration(state, total, terms):
+        if on_iteration(state, total, terms) or (budget.done is not None and budget.done(state.history)):
             break
     if state.best_image is None:  # zero iterations: the initial image is the answer
         state.best_image = state.image

@@ -44,9 +44,13 @@ DEFAULT_LEARNING_RATE = 0.02
 #: L-BFGS memory. jcjohnson/neural-style keeps 100 pairs; at 256 px, 20 reached a lower loss than
 #: 10 or 50 after 100 and 150 iterations, for less work per step (docs/performance.md).
 DEFAULT_LBFGS_HISTORY = 20
-#: Above this long side a scale's iterations fall with its pixel count (300 at 1024, 75 at 2048,
-#: 19 at 4096): the coarser scales have already placed the strokes, the top ones add detail.
+#: Above this long side a scale ends once it has converged (styled.engine.schedule); with
+#: ``convergence: 0`` its iterations fall with its pixel count instead (300 at 1024, 75 at 2048, 19
+#: at 4096).
 PRINT_SIDE = 1024
+#: A scale that improved by less than this fraction over 5 iterations ends and hands its unused
+#: iterations to the next (docs/performance.md).
+DEFAULT_CONVERGENCE = 0.01
 MIN_PRINT_ITERATIONS = 10
 MIN_SIZE = 16
 MAX_SIZE = 8192
@@ -67,6 +71,8 @@ FIRST_FRAME_FACTOR = 2
 FLOW_PRESETS = ("ultrafast", "fast", "medium")
 MAX_TEMPORAL_OFFSET = 16
 MAX_FPS = 240.0
+#: The daemon claims waiting jobs highest priority first (docs/daemon.md).
+MAX_PRIORITY = 1000
 JOB_FILE_WHAT = "job file"
 NO_STYLE_MESSAGE = "a job needs at least one style image"
 NO_STYLE_HINT = "add 'style: painting.jpg'"
@@ -140,6 +146,8 @@ class JobSpec:
     style: tuple[str, ...] = setting((), _file_names, "one style image or a list", path=True, shown="—")
     style_blend: tuple[float, ...] = setting(
         (), _positive_list, "one weight per style image; their Gram matrices are blended", shown="equal")
+    priority: int = setting(0, integer(-MAX_PRIORITY, MAX_PRIORITY), "daemon: waiting jobs are taken highest "
+                            "priority first, then in order of arrival; a running job is not pre-empted")
     output: str = setting("result.png", text, "daemon: the result's file name (`.png`, `.jpg`, `.tif`; a video's "
                           "`.mp4`, `.mov`, `.mkv`, `.webm`, `.gif`, else the clip's own)")
     method: str = setting("gatys", one_of(*METHODS),
@@ -147,9 +155,13 @@ class JobSpec:
     size: int = setting(DEFAULT_SIZE, integer(MIN_SIZE, MAX_SIZE),
                         "long side of the output; the aspect ratio is kept")
     iterations: int = setting(DEFAULT_ITERATIONS, integer(0), "iterations at the final scale (above 1024 px, "
-                              "fewer in proportion to its pixels: docs/print-size.md)")
+                              "until it converges: docs/print-size.md)")
     coarse_iterations: int | None = setting(None, integer(0), "iterations at each coarser scale",
                                             shown="= iterations")
+    convergence: float = setting(DEFAULT_CONVERGENCE, number(0.0, 1.0),
+                                 "a scale that improved by less than this fraction over 5 iterations ends and "
+                                 "hands its unused iterations to the next; the last scale runs all its "
+                                 "iterations except above 1024 px; `0`: fixed counts")
     time_limit: float | None = setting(None, number(0.0, exclusive_min=True),
                                        "seconds for the whole optimisation, shared among scales by cost", shown="none")
     scales: int | None = setting(None, integer(1, MAX_SCALES),
@@ -229,13 +241,16 @@ class JobSpec:
         return tuple(round(self.size / ratio ** (count - 1 - i)) for i in range(count))
 
     def scale_iterations(self) -> tuple[int, ...]:
-        """Iterations at each scale: ``iterations`` at the last, ``coarse_iterations`` (default the
-        same) before it; scales above ``PRINT_SIDE`` get fewer in proportion to their pixels, at
-        least ``MIN_PRINT_ITERATIONS``, so that a 4096 px render costs a few 1024 px ones, not
-        sixteen (docs/print-size.md)."""
+        """Iterations at each scale, at most: ``iterations`` at the last, ``coarse_iterations``
+        (default the same) before it. Scales end earlier once converged (styled.engine.schedule);
+        with ``convergence: 0``, scales above ``PRINT_SIDE`` get fewer in proportion to their
+        pixels instead, at least ``MIN_PRINT_ITERATIONS``, so that a 4096 px render costs a few 1024
+        px ones, not sixteen (docs/print-size.md)."""
         sizes = self.scale_sizes()
         planned = [self.iterations if index == len(sizes) - 1 or self.coarse_iterations is None
                    else self.coarse_iterations for index in range(len(sizes))]
+        if self.convergence > 0:
+            return tuple(planned)
         return tuple(_print_share(count, side) for count, side in zip(planned, sizes))
 
     def first_frame(self) -> JobSpec:

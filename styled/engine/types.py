@@ -7,6 +7,7 @@ without loading it.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -234,6 +235,10 @@ class Progress:
     #: A video reports the frame being rendered (1-based) of ``frames``; 0 for a still.
     frame: int = 0
     frames: int = 0
+
+    def loss_text(self) -> str:
+        """``loss 1.234``, or nothing before the first loss is known (a tiled first iteration)."""
+        return f"loss {self.loss:.4g}" if math.isfinite(self.loss) else ""
 
     @property
     def fraction(self) -> float:

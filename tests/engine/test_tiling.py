@@ -357,7 +357,10 @@ def test_a_render_stopped_between_tiles_resumes_from_its_checkpoint_file_to_the_
     # ... and finishes the evaluation the stop cut short with the value it would have had; the
     # optimiser then starts afresh (its curvature pairs are not checkpointed), as after any resume
     assert [entry["iteration"] for entry in resumed.history] == [0, 1, 2, 3]
-    assert resumed.history[2] == straight.history[2]
+    def losses(entry):
+        return {key: value for key, value in entry.items() if key != "seconds"}
+
+    assert losses(resumed.history[2]) == losses(straight.history[2])
 
 
 def test_auto_takes_a_share_of_the_free_host_memory():

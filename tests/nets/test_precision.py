@@ -16,12 +16,12 @@ CPU = Device("cpu", "/CPU:0")
 class FakeMeasure:
     """A fault injected on purpose: timings chosen by the test, and a count of measurements."""
 
-    def __init__(self, seconds):
-        self.seconds, self.calls = seconds, 0
+    def __init__(self, seconds, xla=None):
+        self.seconds, self.xla, self.calls = seconds, xla or {}, 0
 
     def __call__(self, device):
         self.calls += 1
-        return dict(self.seconds), {name: 0.0 for name in self.seconds}
+        return dict(self.seconds), {name: 0.0 for name in self.seconds}, dict(self.xla)
 
 
 def test_the_fastest_accurate_precision_wins():
@@ -55,14 +55,29 @@ def test_remeasure_and_a_damaged_cache_measure_again(tmp_path):
     assert measure.calls == 3
 
 
-def test_an_explicit_precision_is_not_measured():
-    assert precision.resolve_precision("bfloat16", CPU) == ("bfloat16", "asked for in the job")
+def test_an_explicit_precision_is_not_measured(tmp_path):
+    assert precision.resolve_compute("bfloat16", CPU, cache=tmp_path / "none.json") == \
+        precision.Compute("bfloat16", False, "asked for in the job")
+
+
+def test_xla_is_used_only_where_it_was_measured_faster(tmp_path):
+    cache = tmp_path / "precision.json"
+    measure = FakeMeasure({"float32": 0.1, "bfloat16": 0.05},
+                          xla={"float32": (0.8, 1.0), "bfloat16": (1.0, 0.45)})
+    auto = precision.resolve_compute("auto", CPU, measure=measure, cache=cache)
+    assert (auto.precision, auto.xla) == ("bfloat16", False), "XLA slower in bfloat16 here"
+    assert "XLA off" in auto.reason
+    explicit = precision.resolve_compute("float32", CPU, cache=cache)
+    assert explicit.xla, "an explicit precision uses the cached XLA measurement"
+    again = precision.calibration_for(CPU, measure=measure, cache=cache)
+    assert again.xla == {"float32": (0.8, 1.0), "bfloat16": (1.0, 0.45)} and measure.calls == 1
 
 
 @pytest.mark.slow
 def test_the_real_measurement_times_every_cpu_candidate_and_float32_is_exact():
-    seconds, errors = precision.measure_device(CPU)
+    seconds, errors, xla = precision.measure_device(CPU)
     assert set(seconds) == {"float32", "bfloat16"} and all(value > 0 for value in seconds.values())
+    assert set(xla) == set(seconds) and all(a > 0 and b > 0 for a, b in xla.values())
     assert errors["float32"] == 0.0 and errors["bfloat16"] < precision.ACCURACY_TOLERANCE
 
 

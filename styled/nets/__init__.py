@@ -1,0 +1,1 @@
+"""The networks: VGG layer names, weights (the restricted reader), the feature extractor, devices and precision."""
