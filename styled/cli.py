@@ -17,6 +17,7 @@ from styled.errors import (
     DeviceError,
     FileKindError,
     ImageError,
+    JobControlError,
     JobSpecError,
     MemoryBudgetError,
     PluginError,
@@ -36,6 +37,7 @@ EXIT_MISSING_WEIGHTS = 3  # network weights are missing or refused
 EXIT_INTERRUPTED = 130
 EXIT_CODES: dict[type[StyledError], int] = {
     JobSpecError: EXIT_BAD_INPUT,
+    JobControlError: EXIT_BAD_INPUT,
     ConfigError: EXIT_BAD_INPUT,
     ImageError: EXIT_BAD_INPUT,
     PluginError: EXIT_BAD_INPUT,
@@ -121,7 +123,7 @@ def run_render(args: argparse.Namespace) -> int:
     from styled.io.images import save_image
 
     data, lines, base = _render_spec_data(args)
-    if not args.images and "style" not in data:
+    if not args.images and "style" not in data and not data.get("plugins"):  # plugins may bring styles
         raise JobSpecError("no images given", hint="styled render CONTENT STYLE -o OUT (or --job FILE)")
     source = str(args.job) if args.job else "command line"
     spec = build_job_spec(data, source=source, lines=lines)
@@ -234,8 +236,9 @@ class ProgressBar:
             self._bar = tqdm(total=progress.iterations, unit="it", leave=True, dynamic_ncols=True,
                              desc=f"scale {progress.scale}/{progress.scales} {progress.width}x{progress.height}")
         eta = clock(progress.eta)
-        tile = f"tile {progress.tile}/{progress.tiles}, " if progress.tiles and progress.tile < progress.tiles else ""
-        self._bar.set_postfix_str(f"{tile}loss {progress.loss:.4g}, total eta {eta}", refresh=progress.tiles > 0)
+        tile = f"tile {progress.tile}/{progress.tiles}" if progress.tiles and progress.tile < progress.tiles else ""
+        parts = (tile, progress.loss_text(), f"total eta {eta}")
+        self._bar.set_postfix_str(", ".join(part for part in parts if part), refresh=progress.tiles > 0)
         self._bar.update(progress.iteration - self._bar.n)
 
     def _update_frames(self, progress) -> None:
@@ -248,7 +251,7 @@ class ProgressBar:
             self._bar = tqdm(total=progress.frames, unit="frame", leave=True, dynamic_ncols=True,
                              desc=f"frames {progress.width}x{progress.height}")
         self._bar.set_postfix_str(f"frame {progress.frame}: scale {progress.scale}/{progress.scales}, iteration "
-                                  f"{progress.iteration}/{progress.iterations}, loss {progress.loss:.4g}, "
+                                  f"{progress.iteration}/{progress.iterations}, {progress.loss_text() or 'loss —'}, "
                                   f"total eta {clock(progress.eta)}", refresh=False)
         self._bar.update(progress.frame - 1 - self._bar.n)
 
@@ -319,7 +322,7 @@ def run_doctor(args: argparse.Namespace) -> int:
 
     from styled import __version__
     from styled.nets.devices import available_devices
-    from styled.nets.precision import CACHE_FILE, calibration_for
+    from styled.nets.precision import CACHE_FILE, XLA_SHAPE, calibration_for
     from styled.nets.weights import cache_root
 
     found = {device.name: calibration_for(device, remeasure=args.remeasure) for device in available_devices()}
@@ -335,7 +338,10 @@ def run_doctor(args: argparse.Namespace) -> int:
         for precision, seconds in calibration.seconds.items():
             error = calibration.errors.get(precision, 0.0)
             print(f"  {precision:<9} {seconds:7.3f} s per VGG pass, loss within {error:.1e} of float32")
-        print(f"  precision: auto uses {calibration.chosen} (measured {calibration.measured_at})")
+        for precision, (xla, plain) in calibration.xla.items():
+            print(f"  {precision:<9} {xla:7.3f} s with XLA, {plain:.3f} s without, at {XLA_SHAPE[1]}x{XLA_SHAPE[0]}")
+        print(f"  precision: auto uses {calibration.chosen}, XLA {'on' if calibration.xla_pays(calibration.chosen) else 'off'} "
+              f"(measured {calibration.measured_at})")
     print(f"measurements are cached in {cache_root() / CACHE_FILE}; --remeasure measures again")
     return EXIT_OK
 
@@ -475,6 +481,83 @@ def run_status(args: argparse.Namespace) -> int:
 
     status = read_status(load_daemon_config(args.config))
     sys.stdout.write(format_json(status) if args.json else format_status(status) + "\n")
+    return EXIT_OK
+
+
+@subcommand
+def add_cancel(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "cancel", help="cancel a waiting or running job; it lands in failed/NAME, ready to retry",
+        description="Ask the daemon to cancel the job NAME. A waiting job leaves the queue; a running one stops "
+                    "at its next iteration, on any worker, and keeps its checkpoint. Either lands in failed/NAME "
+                    "with error.txt saying when it was cancelled; `styled retry NAME` resumes it.",
+    )
+    parser.add_argument("name", help="the job's name, as `styled status` shows it")
+    parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                        help="wait up to SECONDS until the job is in failed/ (default: return at once)")
+    _add_config_option(parser)
+    parser.set_defaults(func=run_cancel)
+
+
+def run_cancel(args: argparse.Namespace) -> int:
+    from styled.daemon.config import load_daemon_config
+    from styled.daemon.control import describe, request_cancel, wait_until_failed
+
+    config = load_daemon_config(args.config)
+    found = request_cancel(config, args.name, by="styled cancel")
+    print(f"cancelling {args.name} ({describe(found)}); it will land in {config.failed / args.name}")
+    if args.wait > 0:
+        landed = wait_until_failed(config, args.name, args.wait)
+        if landed is None:
+            print(f"styled: {args.name} is not in {config.failed} after {args.wait:g} s; is the daemon running?",
+                  file=sys.stderr)
+            return EXIT_FAILED
+        print(landed)
+    return EXIT_OK
+
+
+@subcommand
+def add_retry(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "retry", help="put a failed or cancelled job back into the queue; it resumes from its checkpoint",
+        description="Move failed/NAME's inputs (and checkpoint) back into the inbox as a job folder, as the web "
+                    "page's Retry does. The render resumes from the checkpoint; its report's resumed_from says so.",
+    )
+    parser.add_argument("name", help="the job's folder name in failed/")
+    _add_config_option(parser)
+    parser.set_defaults(func=run_retry)
+
+
+def run_retry(args: argparse.Namespace) -> int:
+    from styled.daemon.config import load_daemon_config
+    from styled.daemon.control import retry_failed
+
+    print(retry_failed(load_daemon_config(args.config), args.name))
+    return EXIT_OK
+
+
+@subcommand
+def add_priority(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "priority", help="change a waiting job's priority (higher is taken first)",
+        description="Set the priority of the waiting job NAME: in its spec while it is in the inbox, through the "
+                    "daemon once it is claimed. A running job is not pre-empted.",
+    )
+    parser.add_argument("name", help="the job's name, as `styled status` shows it")
+    parser.add_argument("priority", type=int, help="a whole number; higher first, default 0")
+    _add_config_option(parser)
+    parser.set_defaults(func=run_priority)
+
+
+def run_priority(args: argparse.Namespace) -> int:
+    from styled.daemon.config import load_daemon_config
+    from styled.daemon.control import describe, set_priority
+    from styled.engine.spec import MAX_PRIORITY
+
+    if abs(args.priority) > MAX_PRIORITY:
+        raise JobSpecError(f"must be from -{MAX_PRIORITY} to {MAX_PRIORITY}, got {args.priority}", key="priority")
+    found = set_priority(load_daemon_config(args.config), args.name, args.priority, by="styled priority")
+    print(f"{args.name} ({describe(found)}) now has priority {args.priority}")
     return EXIT_OK
 
 

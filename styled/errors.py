@@ -106,13 +106,21 @@ class VideoError(StyledError, kind="video"):
     """A clip cannot be read or written: not a video, no video stream, over a limit, a variable frame rate."""
 
 
+class JobControlError(StyledError, kind="control"):
+    """A job cannot be cancelled, retried or given a priority as asked: unknown, or already done."""
+
+
+class JobCancelled(StyledError, kind="cancelled"):
+    """Someone cancelled the job (``styled cancel``, the web page); its failure record says when."""
+
+
 class RenderFailed(StyledError, kind="render"):
     """The engine raised something that is not a StyledError: a bug, or the device gave up."""
 
 
 ERROR_TYPES: tuple[type[StyledError], ...] = (
     JobSpecError, ConfigError, ImageError, WeightsError, DeviceError, PluginError, FileKindError, SpoolError,
-    PoisonJobError, RenderFailed, MemoryBudgetError, ClusterError, VideoError,
+    PoisonJobError, RenderFailed, MemoryBudgetError, ClusterError, VideoError, JobControlError, JobCancelled,
 )
 
 

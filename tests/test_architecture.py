@@ -85,3 +85,9 @@ def test_the_checker_sees_an_upward_import(tmp_path):
     """The rule is real: the engine importing the daemon is caught."""
     assert layer_of("styled.daemon.service") > layer_of("styled.engine.gatys")
     assert layer_of("styled.io.files") < layer_of("styled.nets.vgg") < layer_of("styled.engine.render")
+
+
+def test_every_folder_of_the_package_is_a_regular_package():
+    folders = {path.parent for path in PACKAGE.rglob("*.py") if "__pycache__" not in path.parts}
+    missing = sorted(str(folder.relative_to(PACKAGE.parent)) for folder in folders if not (folder / "__init__.py").exists())
+    assert not missing, f"folders without __init__.py (one convention: regular packages): {missing}"

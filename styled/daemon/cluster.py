@@ -281,7 +281,7 @@ class ClusterDispatch(threading.Thread):
                 self._submit(work)
             except BaseException:  # e.g. the connection closed: the job waits for the next try
                 if work.path not in self.submitted:
-                    self.styled.queue.put(work)
+                    self.styled.enqueue(work)
                     self.styled.queue.done(work)
                 raise
 
@@ -371,7 +371,7 @@ class ClusterDispatch(threading.Thread):
         if self.styled.stop.is_set():
             self.styled.queue.done(submitted.work)  # it resumes at the next start
             return
-        self.styled.queue.put(submitted.work)
+        self.styled.enqueue(submitted.work)
         self.styled.queue.done(submitted.work)
 
     # --- stopping ---

@@ -132,6 +132,7 @@ class Readiness:
     files: dict[Path, tuple[int, int]] = field(default_factory=dict)  # path -> (size, mtime_ns)
     missing: list[str] = field(default_factory=list)  # referenced names not there yet
     writing: list[str] = field(default_factory=list)  # *.part / *.tmp inside a job folder
+    priority: int = 0  # the spec's ``priority``: higher is claimed first
 
 
 def readiness(pending: Pending, config: DaemonConfig, plugin_files: PluginFiles | None = None) -> Readiness:
@@ -149,6 +150,7 @@ def readiness(pending: Pending, config: DaemonConfig, plugin_files: PluginFiles 
     if not os.path.lexists(spec):
         ready.missing.append(spec.name)
         return ready
+    ready.priority = cached_priority(spec, config)
     for key, value in cached_references(spec, config.max_spec_bytes, plugin_files):
         try:
             path = confine(value, roots, key=key, flat=pending.kind == LOOSE)
@@ -175,7 +177,30 @@ def cached_references(spec: Path, max_bytes: int,
 @functools.lru_cache(maxsize=REFERENCE_CACHE_SIZE)
 def _references(spec: str, size: int, mtime_ns: int, max_bytes: int,
                 plugin_files: PluginFiles | None) -> tuple[tuple[str, str], ...]:
-    return tuple(spec_references(read_spec_leniently(Path(spec), max_bytes), plugin_files))
+    return tuple(spec_references(_raw_spec(spec, size, mtime_ns, max_bytes), plugin_files))
+
+
+def spec_priority(data: Any, defaults: Mapping[str, Any] | None = None) -> int:
+    """A raw spec's ``priority`` (else the config's default, else 0); a bad value counts as 0 here
+    and fails the job's validation later, with its line."""
+    value = data.get("priority") if isinstance(data, dict) else None
+    if value is None and defaults:
+        value = defaults.get("priority")
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def cached_priority(spec: Path, config: DaemonConfig) -> int:
+    """The spec's priority, parsed again only when the spec changes (as ``cached_references``)."""
+    try:
+        info = spec.lstat()
+    except OSError:
+        return spec_priority(None, config.defaults)
+    return spec_priority(_raw_spec(str(spec), info.st_size, info.st_mtime_ns, config.max_spec_bytes), config.defaults)
+
+
+@functools.lru_cache(maxsize=REFERENCE_CACHE_SIZE)
+def _raw_spec(spec: str, size: int, mtime_ns: int, max_bytes: int) -> Any:
+    return read_spec_leniently(Path(spec), max_bytes)
 
 
 def _add_signature(ready: Readiness, path: Path) -> None:
@@ -257,9 +282,11 @@ class InboxWatch:
     incomplete_since: dict[Path, float] = field(default_factory=dict)
 
     def plan(self, observed: Iterable[tuple[Pending, Readiness]], now: float, free_workers: int) -> ScanPlan:
-        """Decide for every observed job; forget the jobs no longer there."""
-        claim, settling, waiting, writing, new, seen = [], [], [], [], [], set()
-        for pending, ready in observed:
+        """Decide for every observed job; forget the jobs no longer there. Of the settled jobs, the
+        free workers get the highest ``priority`` first, and among equals the first seen."""
+        settling, waiting, writing, new, seen = [], [], [], [], set()
+        settled: list[tuple[int, float, int, Pending]] = []
+        for order, (pending, ready) in enumerate(observed):
             seen.update(ready.files)
             seen.add(pending.path)
             if pending.path not in self.first_seen:
@@ -270,10 +297,11 @@ class InboxWatch:
                 writing.append(pending.path)
             elif still < self.settle_seconds or not self._complete_or_given_up(pending.path, ready, now):
                 settling.append(pending.path)
-            elif len(claim) >= free_workers:
-                waiting.append(pending.path)
             else:
-                claim.append(pending)
+                settled.append((-ready.priority, self.first_seen[pending.path], order, pending))
+        settled.sort(key=lambda item: item[:3])
+        claim = [item[3] for item in settled[:max(0, free_workers)]]
+        waiting = [item[3].path for item in settled[max(0, free_workers):]]
         self._forget_except(seen)
         return ScanPlan(tuple(claim), tuple(settling), tuple(waiting), tuple(writing), tuple(new))
 

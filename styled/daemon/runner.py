@@ -24,7 +24,8 @@ from styled.daemon.inbox import FOLDER, LOOSE
 from styled.daemon.jobqueue import device_matches
 from styled.daemon.limits import apply_limits
 from styled.daemon.paths import check_output_name, confine, is_inside
-from styled.daemon.spool import INPUTS_DIR, LATEST_SIDE, LIBRARY_INPUTS_DIR, Spool, WorkJob
+from styled.daemon.control import cancelled_error, is_cancel_pending
+from styled.daemon.spool import INPUTS_DIR, LATEST_SIDE, LIBRARY_INPUTS_DIR, RESUME_FILE, Spool, WorkJob
 from styled.daemon.state import JobState, Status, now_iso
 from styled.engine.types import Checkpoint, Progress, RenderOptions, Result, clock
 from styled.errors import (
@@ -105,7 +106,8 @@ class ProgressTracker:
         tile = f", tile {progress.tile}/{progress.tiles}" if progress.tiles else ""
         frame = f"frame {progress.frame}/{progress.frames}, " if progress.frames else ""
         summary = (f"{frame}scale {progress.scale}/{progress.scales}, iteration {progress.iteration}/"
-                   f"{progress.iterations}{tile}, {percent:.0f}%, loss {progress.loss:.4g}, ETA {clock(progress.eta)}")
+                   f"{progress.iterations}{tile}, {percent:.0f}%, {progress.loss_text() or 'loss —'}, "
+                   f"ETA {clock(progress.eta)}")
         self.board.set(self.worker, f"{self.name}: {summary}")
         now = time.monotonic()
         final = (progress.scale == progress.scales and progress.iteration == progress.iterations
@@ -169,6 +171,8 @@ DELIVERED, FAILED, INTERRUPTED, SKIPPED or ABANDONED."""
             if state.status in (Status.RENDERED, Status.DELIVERING) and work.result_dir.is_dir():
                 return publish_rendered(self.context.spool, work, self.context.count)
             self._check_claim(state)
+            if is_cancel_pending(work):  # cancelled after the claim, before any worker took it
+                return self._fail(work, state, cancelled_error(work))
             state = self._begin_attempt(work, state)
             prepared = self._prepare(work, state)
             if self.context.stop.is_set():
@@ -297,7 +301,7 @@ DELIVERED, FAILED, INTERRUPTED, SKIPPED or ABANDONED."""
 
         config = self.context.config()
         job = prepared.job
-        resume = None if prepared.clip else self._load_checkpoint(work, state.name)
+        resume = None if prepared.clip else self._load_checkpoint(work, state.name, job)
         point = self._resume_point(work, prepared, resume)
         changes: dict[str, Any] = {"status": Status.RENDERING}
         if point is not None:
@@ -310,7 +314,8 @@ DELIVERED, FAILED, INTERRUPTED, SKIPPED or ABANDONED."""
         tracker = ProgressTracker(work, state.name, config, self.context.board, self.worker)
         options = RenderOptions(on_progress=tracker, on_checkpoint=self._checkpointer(work),
                                 checkpoint_seconds=config.checkpoint_seconds,
-                                should_stop=self.context.stop.is_set, resume=resume, backbones=self.backbones,
+                                should_stop=lambda: self.context.stop.is_set() or is_cancel_pending(work),
+                                resume=resume, backbones=self.backbones,
                                 memory_share=self.context.memory_share, scratch=work.path)
         try:
             if prepared.clip is not None:
@@ -333,14 +338,24 @@ DELIVERED, FAILED, INTERRUPTED, SKIPPED or ABANDONED."""
         return {"scale": resume.scale_index + 1, "iteration": resume.state.iteration,
                 "iterations_done": len(resume.history) + resume.state.iteration, "at": now_iso()}
 
-    def _load_checkpoint(self, work: WorkJob, name: str) -> Checkpoint | None:
+    def _load_checkpoint(self, work: WorkJob, name: str, job: Job) -> Checkpoint | None:
+        """The checkpoint this job resumes from: its own, or for a retried job the one it brought
+        (job/resume-checkpoint.npz); None, with a warning, when it is damaged or does not fit the
+        job (a retry with another size)."""
+        brought = work.job_dir / RESUME_FILE
+        if not work.checkpoint_path.exists() and brought.is_file() and not brought.is_symlink():
+            shutil.copyfile(brought, work.checkpoint_path)
         if not work.checkpoint_path.exists():
             return None
         try:
-            return Checkpoint.load(work.checkpoint_path)
+            checkpoint = Checkpoint.load(work.checkpoint_path)
         except Exception as error:  # noqa: BLE001 - a damaged checkpoint only costs the time it saved
             log.warning("ignoring the damaged checkpoint of %s (%s); starting over", name, error)
             return None
+        if not fits(checkpoint, job):
+            log.warning("ignoring the checkpoint of %s: it was made for another size or scale; starting over", name)
+            return None
+        return checkpoint
 
     def _checkpointer(self, work: WorkJob) -> Callable[[Checkpoint], None]:
         def save(checkpoint: Checkpoint) -> None:
@@ -357,6 +372,8 @@ DELIVERED, FAILED, INTERRUPTED, SKIPPED or ABANDONED."""
         if checkpoint is not None:
             checkpoint.save(work.checkpoint_path)
         state = work.state()
+        if is_cancel_pending(work):
+            return self._fail(work, state, cancelled_error(work))
         # A clean stop is not a crash: give the attempt back so it does not count towards poison.
         work.update(status=Status.INTERRUPTED, attempts=max(0, state.attempts - 1))
         if checkpoint is not None:
@@ -461,6 +478,15 @@ def save_latest_image(checkpoint: Checkpoint, path: Path) -> None:
         save_image(path, np.clip(pixels, 0.0, 1.0))
     except (OSError, ValueError, StyledError) as error:
         log.warning("could not write %s (%s)", path, error)
+
+
+def fits(checkpoint: Checkpoint, job: Job) -> bool:
+    """Whether a checkpoint belongs to a render of this job's size: its scale exists and its image
+    has that scale's shape."""
+    sizes = job.spec.scale_sizes()
+    if not 0 <= checkpoint.scale_index < len(sizes):
+        return False
+    return tuple(checkpoint.state.image.shape[:2]) == job.output_shape(sizes[checkpoint.scale_index])
 
 
 def _frame_store(work: WorkJob):

@@ -21,6 +21,7 @@ from typing import Any
 
 from watchdog.events import FileSystemEventHandler
 
+from styled.daemon import control
 from styled.daemon.config import (
     RESTART_KEYS,
     DaemonConfig,
@@ -30,7 +31,7 @@ from styled.daemon.config import (
 from styled.daemon.inbox import FOLDER, InboxWatch, Pending, PluginFiles, Readiness, readiness, scan_inbox
 from styled.daemon.jobqueue import JobQueue
 from styled.daemon.lock import SpoolLock
-from styled.daemon.runner import JobRunner, RunnerContext, StatusBoard
+from styled.daemon.runner import JobRunner, RunnerContext, StatusBoard, fail_job
 from styled.daemon.sdnotify import Notifier
 from styled.daemon.spool import Spool, WorkJob
 from styled.daemon.state import now_iso
@@ -197,14 +198,16 @@ class Daemon:
         for work in self.spool.recover():
             log.info("recovered %s from %s; it will %s", work.name, work.path,
                      "resume from its checkpoint" if work.checkpoint_path.exists() else "start")
-            self._enqueue(work)
+            self.enqueue(work)
 
-    def _enqueue(self, work: WorkJob) -> None:
+    def enqueue(self, work: WorkJob) -> None:
+        """Queue a claimed job for a worker on the device it asks for, at its priority."""
         try:
-            wants = work.state().wants_device
+            state = work.state()
+            wants, priority = state.wants_device, state.priority
         except (OSError, ValueError, TypeError):
-            wants = None  # the runner reports the damaged state
-        self.queue.put(work, wants)
+            wants, priority = None, 0  # the runner reports the damaged state
+        self.queue.put(work, wants, priority)
 
     def _sweep(self) -> None:
         """Work folders no worker holds and no queue lists (a claim, a delivery or a failure that
@@ -220,7 +223,7 @@ class Daemon:
                 continue
             if recovered is not None:
                 log.info("retrying %s, which an earlier step left unfinished", work.path.name)
-                self._enqueue(recovered)
+                self.enqueue(recovered)
 
     def _note(self, key: str, message: str) -> None:
         """Log a problem once per key, however often a scan meets it."""
@@ -347,6 +350,7 @@ class Daemon:
         for pending in plan.new:
             self._received[pending.path] = now_iso()
             log.info("received %s (%s)", pending.path.name, "job folder" if pending.kind == FOLDER else "loose spec")
+        self._carry_out_requests()
         for pending in plan.claim:
             self._claim(pending)
         self._received = {path: when for path, when in self._received.items() if path in self.watch.first_seen}
@@ -370,8 +374,56 @@ class Daemon:
         if work is None:
             return False
         log.info("claimed %s -> %s", pending.path.name, work.path)
-        self._enqueue(work)
+        self.enqueue(work)
         return True
+
+    # --- requests: cancel, priority (styled.daemon.control) ---
+
+    def _carry_out_requests(self) -> None:
+        for request in control.read_requests(self.config):
+            try:
+                handled = (self._cancel if request.action == control.CANCEL else self._reprioritise)(request)
+                if not handled:
+                    log.warning("%s %s (from %s): no such job is waiting or running", request.action, request.name,
+                                request.by)
+            except Exception as error:  # noqa: BLE001 - a request must not stop the loop
+                log.error("could not %s %s: %s: %s", request.action, request.name, type(error).__name__, error)
+            finally:
+                control.finish_request(request)
+
+    def _cancel(self, request: control.Request) -> bool:
+        """Mark the job cancelled: a waiting one fails now, a running one when its render stops."""
+        jobs = control.work_jobs_named(self.config, request.name)
+        for work in jobs:
+            control.mark_cancelled(work, request)
+            if self.queue.remove(work.path) is not None:
+                self._fail_cancelled(work)
+            else:
+                log.info("cancelling %s: its render stops at its next iteration", request.name)
+        if jobs:
+            return True
+        for name, pending in control.inbox_jobs(self.config):
+            if name == request.name:
+                work = self.spool.claim(pending, received=self._received.get(pending.path))
+                if work is not None:
+                    control.mark_cancelled(work, request)
+                    self._fail_cancelled(work)
+                    return True
+        return False
+
+    def _fail_cancelled(self, work: WorkJob) -> None:
+        state = work.state()
+        log.info("cancelled %s before it started", state.name)
+        fail_job(self.spool, work, state, control.cancelled_error(work), self.count)
+
+    def _reprioritise(self, request: control.Request) -> bool:
+        changed = False
+        for work in control.work_jobs_named(self.config, request.name):
+            if request.value is not None and self.queue.reprioritise(work.path, request.value):
+                work.update(priority=request.value)
+                log.info("%s now has priority %d", request.name, request.value)
+                changed = True
+        return changed
 
     def _free_workers(self) -> int:
         return sum(worker.slots() for worker in self.workers if worker.is_alive()) - self._outstanding()

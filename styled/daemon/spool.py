@@ -13,8 +13,9 @@ Layout (each folder from the daemon config)::
     work/NAME/result/                what a cluster worker rendered, for the daemon to publish
     work/NAME/lease                  held (flock) by the cluster worker rendering the job
     work/NAME/stop                   the daemon asks that worker to checkpoint and stop
+    work/NAME/cancel                 the job was cancelled: its render stops and it fails (control.py)
     outbox/NAME/                     result, report.json, sheet.png, loss.png, inputs/
-    failed/NAME/                     error.txt, error.json, inputs/
+    failed/NAME/                     error.txt, error.json, inputs/, checkpoint.npz (to resume from)
 
 Every move that a reader may see is one rename: the claim (inbox -> work), the delivery (a finished
 staged folder -> outbox or failed). state.json records each step *before* it is taken, so that
@@ -44,6 +45,7 @@ from styled.daemon.inbox import (
     cached_references,
     read_spec_leniently,
     scan_inbox,
+    spec_priority,
     spec_references,
 )
 from styled.daemon.paths import UNNAMED, confine, is_inside, job_name
@@ -77,6 +79,9 @@ CHECKPOINT_FILE = "checkpoint.npz"
 RESULT_DIR = "result"
 LEASE_FILE = "lease"
 STOP_FILE = "stop"
+CANCEL_FILE = "cancel"
+#: A retried job's checkpoint, among its inputs in the inbox: the render resumes from it.
+RESUME_FILE = "resume-checkpoint.npz"
 JOB_DIR = "job"
 DROP_DIR = "drop"
 INPUTS_DIR = "inputs"
@@ -136,6 +141,10 @@ class WorkJob:
     @property
     def stop_path(self) -> Path:
         return self.path / STOP_FILE
+
+    @property
+    def cancel_path(self) -> Path:
+        return self.path / CANCEL_FILE
 
     @property
     def name(self) -> str:
@@ -307,8 +316,10 @@ class Spool:
                 os.rename(copy, job.job_dir)
                 staging.rmdir()
         _remove_taken(job.drop_dir)
+        spec = read_spec_leniently(job.job_dir / state.spec, self.config.max_spec_bytes)
         state = job.save_state(state.but(status=Status.QUEUED, claimed=state.claimed or now_iso(),
-                                         wants_device=wanted_device(job.job_dir / state.spec, self.config)))
+                                         wants_device=wanted_device(spec, self.config),
+                                         priority=spec_priority(spec, self.config.defaults)))
         self._release_loose_images(state.release)
         return job
 
@@ -393,6 +404,8 @@ class Spool:
 
         def fill(folder: Path) -> None:
             self.copy_inputs(job, folder / INPUTS_DIR)
+            if job.checkpoint_path.is_file():  # a retry resumes from it (styled.daemon.control)
+                link_or_copy(job.checkpoint_path, folder / CHECKPOINT_FILE)
             atomic_write_json(folder / ERROR_JSON_FILE, {**error, "job": _job_summary(state),
                                                          "left_out": [dict(item) for item in state.left_out]})
             atomic_write_text(folder / ERROR_TEXT_FILE, text)
@@ -499,9 +512,8 @@ def _remove_temporaries(folder: Path, why: str = "left by a crash") -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def wanted_device(spec: Path, config: DaemonConfig) -> str | None:
-    """The device a spec (or the config's defaults) asks for, read leniently; None for any."""
-    data = read_spec_leniently(spec, config.max_spec_bytes)
+def wanted_device(data: Any, config: DaemonConfig) -> str | None:
+    """The device a raw spec (or the config's defaults) asks for; None for any."""
     device = data.get("device") if isinstance(data, dict) else None
     device = device if device is not None else config.defaults.get("device")
     return device if isinstance(device, str) and device != "auto" else None

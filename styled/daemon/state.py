@@ -79,6 +79,8 @@ class JobState:
     left_out: tuple[Mapping[str, Any], ...] = ()
     #: The device the spec asks for (read at the claim), so that a worker on it takes the job.
     wants_device: str | None = None
+    #: The spec's ``priority`` at the claim, or as changed since (styled.daemon.control).
+    priority: int = 0
     #: Crashes in a row that made no progress: only these count towards a poison job.
     strikes: int = 0
     #: The furthest any attempt has come, ``{"done": iterations, "phase": rank}``, and the

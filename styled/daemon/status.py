@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from styled.daemon.config import CLUSTER_FILE, DaemonConfig
-from styled.daemon.inbox import scan_inbox
+from styled.daemon.inbox import cached_priority, scan_inbox
 from styled.daemon.lock import LOCK_FILE, holder_pid
 from styled.daemon.spool import (
+    CANCEL_FILE,
     ERROR_JSON_FILE,
     LATEST_FILE,
     PREVIEW_FILE,
@@ -54,13 +55,20 @@ def read_status(config: DaemonConfig, recent: int | None = None) -> SpoolStatus:
     done, failed = folders_by_time(config.outbox), folders_by_time(config.failed)
     return SpoolStatus(
         daemon_pid=daemon_pid,
-        waiting=[{"name": p.path.name, "kind": p.kind, "path": str(p.path)} for p in scan_inbox(config.inbox)],
+        waiting=waiting_jobs(config),
         running=[_running(path) for path in folders_by_time(config.work, newest_first=False)],
         done=[_done(path) for path in done[:recent]],
         failed=[_failed(path) for path in failed[:recent]],
         cluster=(read_json_object(config.work / CLUSTER_FILE) or None) if daemon_pid and config.cluster else None,
         done_count=len(done), failed_count=len(failed),
     )
+
+
+def waiting_jobs(config: DaemonConfig) -> list[dict[str, Any]]:
+    """The inbox's jobs in the order the daemon takes them: highest priority first, then oldest."""
+    jobs = [{"name": p.path.name, "kind": p.kind, "path": str(p.path),
+             "priority": cached_priority(p.spec_path, config)} for p in scan_inbox(config.inbox)]
+    return sorted(jobs, key=lambda job: -job["priority"])  # stable: arrival order among equals
 
 
 def folders_by_time(parent: Path, newest_first: bool = True) -> list[Path]:
@@ -84,6 +92,7 @@ def folders_by_time(parent: Path, newest_first: bool = True) -> list[Path]:
 def _running(path: Path) -> dict[str, Any]:
     state = read_json_object(path / STATE_FILE)
     return {"name": state.get("name", path.name), "status": state.get("status", "unknown"),
+            "priority": state.get("priority", 0), "cancelling": (path / CANCEL_FILE).exists(),
             "attempts": state.get("attempts"), "device": state.get("device"), "worker": state.get("worker"),
             "resumed": bool(state.get("resumed_from")), "progress": read_json_object(path / PROGRESS_FILE) or None,
             "preview": str(path / PREVIEW_FILE) if (path / PREVIEW_FILE).exists() else None,
@@ -106,7 +115,7 @@ def format_status(status: SpoolStatus, limit: int = RECENT_LIMIT) -> str:
     """The human-readable report: one section per state, running jobs with progress and ETA."""
     lines = [f"daemon   {'running (pid %d)' % status.daemon_pid if status.daemon_pid else 'not running'}",
              *_cluster_lines(status.cluster), f"waiting  {len(status.waiting)}"]
-    lines += [f"  {job['name']}  ({job['kind']})" for job in status.waiting[:limit]]
+    lines += [f"  {job['name']}  ({job['kind']}, priority {job['priority']})" for job in status.waiting[:limit]]
     lines.append(f"running  {len(status.running)}")
     for job in status.running:
         progress = job["progress"]
@@ -119,7 +128,9 @@ def format_status(status: SpoolStatus, limit: int = RECENT_LIMIT) -> str:
         else:
             detail = job["status"]
         resumed = "  (resumed)" if job["resumed"] else ""
-        lines.append(f"  {job['name']}  {detail}{resumed}")
+        cancelling = "  (cancelling)" if job.get("cancelling") else ""
+        priority = f"  priority {job['priority']}" if job.get("priority") else ""
+        lines.append(f"  {job['name']}  {detail}{priority}{resumed}{cancelling}")
         if job.get("preview"):
             lines.append(f"    preview: {job['preview']}")
     lines.append(f"done     {status.done_count}")

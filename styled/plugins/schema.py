@@ -44,15 +44,16 @@ class PluginSchema:
     """The name a plugin answers to in a job and the options it accepts.
 
     ``check(options)`` sees every option normalised, defaults filled in, and raises OptionError
-    (with ``key=``) for faults that involve several options. ``brings_styles`` marks a plugin whose
-    options name style images (regions), so that a job using it may leave out ``style:``.
+    (with ``key=``) for faults that involve several options. ``brings_styles`` marks a plugin that
+    supplies what the style term needs, style images of its own (regions) or the statistics of the
+    photo itself (inpainting), so that a job using it may leave out ``style:``.
     """
 
     name: str
     options: tuple[Field, ...] = ()
     check: Callable[[dict[str, Any]], None] | None = None
     help: str = ""
-    #: The plugin names style images of its own, so a job that turns it on needs no ``style:``.
+    #: The plugin brings its own styles or statistics, so a job that turns it on needs no ``style:``.
     brings_styles: bool = False
 
     def option(self, name: str) -> Field:

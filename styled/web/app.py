@@ -6,6 +6,8 @@ only keeps the queue live from the server-sent events of ``/events``.
     /jobs/NAME               a result: images side by side, sheet, loss plot, settings, downloads
     /jobs/NAME.zip           the whole job folder, streamed
     /failed/NAME             the error with its key, line and hint; retry, optionally with an edited spec
+    /jobs/NAME/cancel        POST: cancel a waiting or running job (styled cancel's twin)
+    /jobs/NAME/priority      POST: change a waiting job's priority (styled priority's twin)
     /submit                  the form
     /file/AREA/NAME/PATH     a file of outbox/NAME, failed/NAME, or work/NAME's preview and latest image
     /thumb/NAME              a gallery thumbnail (cached)
@@ -19,6 +21,7 @@ import json
 import mimetypes
 import time
 from collections.abc import AsyncIterator
+from urllib.parse import quote
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +37,9 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from styled.daemon.config import DaemonConfig
+from styled.daemon.control import request_cancel, set_priority
+from styled.engine.spec import MAX_PRIORITY
+from styled.errors import JobControlError
 from styled.web.guard import CSRF_FIELD, Guard, csrf_problem, is_loopback
 from styled.web.jobs import FORM_KEYS, FormErrors, Submission, Upload, retry, submit_form
 from styled.web.media import default_thumbnail_folder, thumbnail, zip_folder
@@ -46,6 +52,7 @@ from styled.web.view import (
     job_folder,
     job_page,
     library_images,
+    pending_job,
     queue,
     shown_image,
     spool_file,
@@ -67,6 +74,8 @@ def create_app(config: DaemonConfig, token: str | None) -> Starlette:
         Route("/", pages.queue_page),
         Route("/gallery", pages.gallery),
         Route("/jobs/{name}.zip", pages.download),
+        Route("/jobs/{name}/cancel", pages.cancel, methods=["POST"]),
+        Route("/jobs/{name}/priority", pages.priority, methods=["POST"]),
         Route("/jobs/{name}", pages.job),
         Route("/failed/{name}", pages.failed),
         Route("/failed/{name}/retry", pages.retry, methods=["POST"]),
@@ -158,8 +167,47 @@ class _Pages:
         return self.render(request, "gallery.html", jobs=shown, page=number, pages=pages, total=len(jobs))
 
     async def job(self, request: Request) -> Response:
-        page = await to_thread.run_sync(job_page, self.config, request.path_params["name"])
+        name = request.path_params["name"]
+        try:
+            page = await to_thread.run_sync(job_page, self.config, name)
+        except NotInSpool:
+            pending = await to_thread.run_sync(pending_job, self.config, name)
+            if pending is None:
+                raise
+            return self.render(request, "pending.html", job=pending)
         return self.render(request, "job.html", job=page, shown=shown_image(page))
+
+    # --- controls: cancel, priority ---
+
+    async def cancel(self, request: Request) -> Response:
+        return await self._control(request, lambda name, form: request_cancel(self.config, name, by="the web page"),
+                                   "cancelled")
+
+    async def priority(self, request: Request) -> Response:
+        def change(name: str, form: Any) -> None:
+            try:
+                value = int((_text(form.get("priority")) or "").strip())
+            except ValueError:
+                raise JobControlError("the priority must be a whole number, such as 5 or -1") from None
+            if abs(value) > MAX_PRIORITY:
+                raise JobControlError(f"the priority must be from -{MAX_PRIORITY} to {MAX_PRIORITY}, got {value}")
+            set_priority(self.config, name, value, by="the web page")
+
+        return await self._control(request, change, "reprioritised")
+
+    async def _control(self, request: Request, action: Any, done: str) -> Response:
+        """A control form's POST: the CSRF check, the action, then back to the page it came from."""
+        name = request.path_params["name"]
+        form = await request.form()
+        problem = csrf_problem(request, _text(form.get(CSRF_FIELD)))
+        if problem:
+            return self.render(request, "message.html", 403, title="Refused", message=problem)
+        try:
+            await to_thread.run_sync(action, name, form)
+        except JobControlError as error:
+            return self.render(request, "message.html", 409, title="Not possible", message=str(error))
+        back = "/" if _text(form.get("back")) != "job" else f"/jobs/{quote(name)}"
+        return RedirectResponse(f"{back}?{done}={quote(name)}", status_code=303)
 
     def file(self, request: Request) -> Response:
         params = request.path_params

@@ -15,23 +15,21 @@ from typing import Any, BinaryIO
 import yaml
 
 from styled.daemon.config import DaemonConfig
+from styled.daemon.control import retry_failed, retry_spec
 from styled.daemon.inbox import JOB_FILE
 from styled.daemon.paths import job_name
-from styled.daemon.spool import ERROR_JSON_FILE, INPUTS_DIR, link_or_copy, read_json_object
 from styled.daemon.submit import check_job, place_job
 from styled.engine.spec import JobSpec
 from styled.errors import ImageError, JobSpecError, PluginError, StyledError
-from styled.io.files import atomic_write_text, fsync_path, remove_folder
+from styled.io.files import atomic_write_text, fsync_path
 from styled.io.images import load_image
 from styled.settings.sources import parse_yaml
-from styled.web.view import IMAGE_SUFFIXES, job_folder, library_images, retry_spec
+from styled.web.view import IMAGE_SUFFIXES, job_folder, library_images
 
 #: The form's fields that are job-spec keys, in the order the form shows them.
-FORM_KEYS = ("size", "style_weight", "method", "preserve_colors")
+FORM_KEYS = ("size", "style_weight", "method", "preserve_colors", "priority")
 #: Where an error about another key is shown: the field it came from.
 CONTENT_FIELD, STYLE_FIELD, MORE_FIELD, NAME_FIELD = "content", "style", "more", "name"
-#: A retried job's failed folder is renamed to this prefix before it is removed.
-RETRIED_PREFIX = ".retried-"
 SAFE_CHARS = re.compile(r"[^\w.\-]+")
 
 
@@ -200,34 +198,16 @@ def _message(error: StyledError) -> str:
 
 
 def retry(config: DaemonConfig, name: str, spec_text: str | None = None) -> Path:
-    """Put a failed job's inputs back into the inbox as a job folder, with ``spec_text`` as its
-    job.yaml when given (checked first: FormErrors on the 'spec' field), then remove it from failed/.
-
-    The job reaches the inbox before it leaves failed/: a crash in between leaves it in both, never
-    in neither. Raises LookupError when the job is no longer in failed/ (retried already).
-    """
+    """Put a failed job back into the inbox (``styled retry``'s twin: inputs and checkpoint), with
+    ``spec_text`` as its job.yaml when given (checked first: FormErrors on the 'spec' field).
+    Raises LookupError when the job is no longer in failed/ (retried already)."""
     folder = job_folder(config, "failed", name)
-    spec = retry_spec(folder)
-    if spec is None:
+    if retry_spec(folder) is None:
         raise FormErrors({"spec": "this job has no spec among its inputs to retry; submit it again"})
-    text = spec.read_text(encoding="utf-8") if spec_text is None else spec_text.replace("\r\n", "\n")
-    if spec_text is not None:
+    text = None if spec_text is None else spec_text.replace("\r\n", "\n")
+    if text is not None:
         _check_spec_text(config, text)
-    inputs = folder / INPUTS_DIR
-
-    def fill(staged: Path) -> None:
-        for entry in sorted(inputs.iterdir()):
-            if entry == spec or entry.is_symlink():
-                continue
-            if entry.is_dir():
-                shutil.copytree(entry, staged / entry.name, symlinks=True, copy_function=link_or_copy)
-            elif entry.is_file():
-                link_or_copy(entry, staged / entry.name)
-        atomic_write_text(staged / JOB_FILE, text)
-
-    placed = place_job(config, _original_name(folder), fill)
-    remove_folder(folder, RETRIED_PREFIX)
-    return placed
+    return retry_failed(config, folder.name, text)
 
 
 def _check_spec_text(config: DaemonConfig, text: str) -> None:
@@ -240,10 +220,3 @@ def _check_spec_text(config: DaemonConfig, text: str) -> None:
             _check_plugins(config, spec)
     except (JobSpecError, PluginError) as error:
         raise FormErrors({"spec": _message(error)}) from None
-
-
-def _original_name(folder: Path) -> str:
-    """The job's own name (failed/NAME-2 goes back as NAME; the inbox numbers it again if taken)."""
-    job = read_json_object(folder / ERROR_JSON_FILE).get("job")
-    name = job.get("name") if isinstance(job, dict) else None
-    return name if isinstance(name, str) and name else folder.name

@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from styled.daemon.config import DaemonConfig
+from styled.daemon.control import retry_spec
 from styled.daemon.spool import (
     ERROR_JSON_FILE,
     ERROR_TEXT_FILE,
@@ -23,8 +24,10 @@ from styled.daemon.spool import (
     LIBRARY_INPUTS_DIR,
     PREVIEW_FILE,
     REPORT_JSON_FILE,
+    STATE_FILE,
     read_json_object,
 )
+from styled.daemon.inbox import cached_priority
 from styled.daemon.status import SpoolStatus, folders_by_time, read_status
 from styled.engine.types import clock
 from styled.io.images import SAVE_FORMATS
@@ -123,12 +126,38 @@ def finished(config: DaemonConfig, area: str) -> list[str]:
     return [path.name for path in folders_by_time(spool_root(config, area))]
 
 
+@dataclass(frozen=True)
+class PendingJob:
+    """A job that is not done yet: waiting in the inbox, claimed, or running."""
+
+    name: str
+    where: str  # styled.daemon.control's WAITING, QUEUED or RUNNING
+    description: str
+    priority: int
+    cancelling: bool
+
+
+def pending_job(config: DaemonConfig, name: str) -> PendingJob | None:
+    """The waiting or running job ``name``, for its page; None when it is not waiting or running."""
+    from styled.daemon import control
+    from styled.daemon.spool import WorkJob
+
+    found = control.locate(config, name)
+    if found is None or found.where in (control.DONE, control.FAILED):
+        return None
+    if found.where == control.WAITING:
+        return PendingJob(name, found.where, control.describe(found), cached_priority(found.spec, config), False)
+    state = read_json_object(found.path / STATE_FILE)
+    return PendingJob(name, found.where, control.describe(found), int(state.get("priority") or 0),
+                      control.is_cancel_pending(WorkJob(found.path)))
+
+
 def queue(config: DaemonConfig) -> dict[str, Any]:
     """The queue as the page and its live updates show it: plain JSON, with URLs, never paths."""
     status: SpoolStatus = read_status(config, recent=QUEUE_RECENT)
     return {
         "daemon": status.daemon_pid is not None,
-        "waiting": [{"name": job["name"], "kind": job["kind"]} for job in status.waiting],
+        "waiting": [{"name": job["name"], "kind": job["kind"], "priority": job["priority"]} for job in status.waiting],
         "running": [_running(job) for job in status.running],
         "done": [{"name": job["name"], "delivered": job["delivered"], "worker": job.get("worker")}
                  for job in status.done],
@@ -152,6 +181,7 @@ def _running(job: dict[str, Any]) -> dict[str, Any]:
             images[key] = f"/file/work/{name}/{file_name}?v={version}"
     return {
         "name": job["name"], "status": job["status"], "worker": job.get("worker") or job.get("device"),
+        "priority": job.get("priority", 0), "cancelling": job.get("cancelling", False),
         "resumed": job.get("resumed", False), "percent": float(progress.get("percent") or 0.0),
         "detail": progress_detail(job["status"], progress), **images,
     }
@@ -242,16 +272,6 @@ def failed_page(config: DaemonConfig, name: str) -> FailedPage:
         spec_text = spec.read_text(encoding="utf-8", errors="replace")
     return FailedPage(name=name, error=error, text=text, spec_name=spec.name if spec else None,
                       spec_text=spec_text)
-
-
-def retry_spec(folder: Path) -> Path | None:
-    """The spec among a failed job's inputs: job.yaml, else the one loose spec that was claimed."""
-    inputs = folder / INPUTS_DIR
-    candidates = [inputs / "job.yaml"] + sorted(inputs.glob("*.yaml")) + sorted(inputs.glob("*.yml"))
-    for candidate in candidates:
-        if candidate.is_file() and not candidate.is_symlink():
-            return candidate
-    return None
 
 
 def library_images(config: DaemonConfig, limit: int = 500) -> list[str]:

@@ -65,7 +65,7 @@ def test_status_lists_waiting_running_done_and_failed(spool, tmp_path):
     assert text.returncode == 0, text.stderr
     lines = text.stdout.splitlines()
     assert "daemon   not running" in lines
-    assert "waiting  1" in lines and "  photo  (folder)" in lines
+    assert "waiting  1" in lines and "  photo  (folder, priority 0)" in lines
     assert "running  1" in lines
     assert any(re.fullmatch(r"  portrait  scale 2/3  iteration 40/100  57%  ETA 1:15  on cpu  \(resumed\)", line)
                for line in lines), text.stdout

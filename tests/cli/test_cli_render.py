@@ -116,3 +116,43 @@ def test_bad_input_is_one_clear_line_and_a_non_zero_exit(tiny_images, tmp_path, 
     message = [line for line in done.stderr.splitlines() if line.startswith("styled: error:")]
     assert len(message) == 1 and expected in message[0], done.stderr
     assert not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.slow
+def test_a_job_file_whose_styles_come_only_from_regions_renders(tiny_images, tmp_path):
+    height, width = 48, 64
+    mask = np.zeros((height, width, 3), np.uint8)
+    mask[: height // 2] = 255
+    PILImage.fromarray(mask).save(tmp_path / "sky.png")
+    PILImage.fromarray(255 - mask).save(tmp_path / "town.png")
+    (tmp_path / "job.yaml").write_text(
+        f"content: {tiny_images['content']}\nsize: 48\niterations: 3\nscales: 1\n"
+        f"plugins:\n  regions:\n    regions:\n      - {{mask: sky.png, style: {tiny_images['style']}}}\n"
+        f"      - {{mask: town.png, style: {tiny_images['style2']}}}\n")
+    done = styled("render", "--job", str(tmp_path / "job.yaml"), "-o", str(tmp_path / "out.png"), "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "out.json").read_text())["settings"]["style"] == []
+    nothing = tmp_path / "nothing.yaml"
+    nothing.write_text(f"content: {tiny_images['content']}\nsize: 48\n")
+    refused = styled("render", "--job", str(nothing), "-o", str(tmp_path / "no.png"), "--quiet")
+    assert refused.returncode == 2 and "no images given" in refused.stderr, "no style anywhere is still refused"
+
+
+@pytest.mark.slow
+def test_an_inpainting_job_needs_no_style_image(tiny_images, tmp_path):
+    out = tmp_path / "filled.png"
+    done = styled("render", "--job", str(_inpainting_job(tiny_images, tmp_path)), "-o", str(out), "--quiet")
+    assert done.returncode == 0, done.stderr
+    before = np.asarray(PILImage.open(tiny_images["content"]).convert("RGB"), np.int16)
+    after = np.asarray(PILImage.open(out).convert("RGB"), np.int16)
+    outside = np.ones(before.shape[:2], bool)
+    outside[16:32, 24:40] = False
+    assert after.shape == before.shape and np.abs(after - before)[outside].max() <= 1, "only the hole changes"
+    assert np.abs(after - before)[~outside].mean() > 1, "the hole is filled"
+
+
+def _inpainting_job(tiny_images, folder: Path) -> Path:
+    job = folder / "fill.yaml"
+    job.write_text(f"content: {tiny_images['content']}\nsize: 64\niterations: 5\n"
+                   "plugins:\n  inpainting: {region: [24, 16, 16, 16]}\n")
+    return job

@@ -237,3 +237,46 @@ def test_the_pages_fit_a_phone_and_work_without_javascript(studio, tmp_path):
         assert "size" in error.text
     finally:
         phone.quit()
+
+
+def submit_form(driver, css: str, **fields) -> None:
+    """Fill a form's fields and submit it in one step (the live queue may replace it between steps)."""
+    driver.execute_script("const form = document.querySelector(arguments[0]);"
+                          "for (const [name, value] of Object.entries(arguments[1])) form.elements[name].value = value;"
+                          "form.querySelector('button').click();", css, fields)
+
+
+def test_cancel_and_priority_from_the_queue_and_the_job_page(studio, browser):
+    folder = studio["folder"]
+    inbox, failed = folder / "inbox", folder / "failed"
+    long_spec = {"content": "photo.png", "style": "style.png", "size": 48, "scales": 1, "iterations": 3000}
+    quick_spec = {"content": "photo.png", "style": "style.png", "size": 32, "scales": 1, "iterations": 2}
+    write_job_folder(inbox, "busy", long_spec)
+    browser.get(studio["url"] + "/")
+    wait_for(lambda: read(browser, "#running li[data-name='busy'] .detail") and "iteration" in
+             read(browser, "#running li[data-name='busy'] .detail"), RENDER_SECONDS, "the long job rendering")
+    write_job_folder(inbox, "later", quick_spec)
+    write_job_folder(inbox, "other", quick_spec)
+    wait_for(lambda: find(browser, "#waiting li[data-name='later'] form.priority"), PAGE_SECONDS, "later waiting")
+
+    submit_form(browser, "#waiting li[data-name='later'] form.priority", priority="4")
+    wait_for(lambda: "reprioritised=later" in browser.current_url, PAGE_SECONDS, "the queue after the change")
+    assert "priority: 4" in (inbox / "later" / "job.yaml").read_text()
+    assert read(browser, "#waiting li.job .name") == "later", "the higher priority is listed (and taken) first"
+    assert browser.execute_script(
+        "return document.querySelector(\"#waiting li[data-name='later'] input[name=priority]\").value") == "4"
+
+    browser.get(studio["url"] + "/jobs/other")
+    assert "waiting in the inbox" in browser.find_element(By.ID, "where").text.lower()
+    browser.find_element(By.ID, "cancel").click()
+    wait_for(lambda: "other" in folders(failed), RENDER_SECONDS, "the waiting job cancelled")
+    assert '"cancelled"' in (failed / "other" / "error.json").read_text()
+
+    browser.get(studio["url"] + "/")
+    wait_for(lambda: find(browser, "#running li[data-name='busy'] form.cancel"), PAGE_SECONDS, "busy's Cancel")
+    submit_form(browser, "#running li[data-name='busy'] form.cancel")
+    wait_for(lambda: "busy" in folders(failed), RENDER_SECONDS, "the running job cancelled")
+    assert (failed / "busy" / "checkpoint.npz").is_file(), "a cancelled render keeps its checkpoint"
+    wait_for(lambda: find(browser, "#done a[href='/jobs/later']"), RENDER_SECONDS, "the waiting job delivered")
+    without_token = run_cli("status", "--config", str(folder / "config.yaml")).stdout
+    assert "busy: cancelled at" in without_token

@@ -108,6 +108,7 @@ SCHEMA = PluginSchema(
     ),
     check=_check,
     help="fills a region from the statistics around it (Berger & Memisevic 2017, section 4.3)",
+    brings_styles=True,  # its statistics come from the photo (or `source`): no style image is needed
 )
 
 
