@@ -31,7 +31,10 @@ MAX_COLORS = 64
 
 
 def _colors(value: Any) -> tuple[tuple[float, float, float], ...]:
-    """``["#rrggbb", ...]`` or ``[[r, g, b], ...]`` (0-255) into RGB triples in [0, 1]."""
+    """``["#rrggbb", ...]`` or ``[[r, g, b], ...]`` (0-255) into RGB triples in [0, 1] (a tuple of
+    them, which it also accepts: a rule must take its own output)."""
+    if isinstance(value, tuple) and all(isinstance(color, tuple) and len(color) == 3 for color in value):
+        return value
     if not isinstance(value, list) or not 1 <= len(value) <= MAX_COLORS:
         raise OptionError(f"must be a list of 1 to {MAX_COLORS} colours such as \"#e9c46a\" or [233, 196, 106]")
     return tuple(_color(item) for item in value)

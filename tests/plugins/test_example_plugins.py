@@ -63,7 +63,7 @@ def test_edges_keeps_the_photos_edges_under_a_heavy_style(tiny_images):
 def test_palette_pulls_the_colours_toward_the_palette(tiny_images):
     _, plain = rendered(tiny_images, {})
     _, painted = rendered(tiny_images, {"palette": {"colors": PALETTE, "weight": 500}})
-    assert palette_distance(painted.image) < 0.5 * palette_distance(plain.image)
+    assert palette_distance(painted.image) < 0.7 * palette_distance(plain.image)
 
 
 def test_a_bad_palette_is_refused_naming_the_option(tiny_images):
