@@ -13,10 +13,12 @@ long_range       texture synthesis (no content image) of bricks.jpg and windows.
 symmetry         symmetry1.jpg as a texture, and tubingen.jpg in the style of starry_night.jpg:
                  the mean and max |image - mirror image| in 8-bit grey levels (of the saved PNG
                  for exact mode).
-inpainting       a square hole over windows in building.jpg and over bricks in
-                 smaller_bricks.jpg, at two scales, with and without long_range: whether every pixel outside the
-                 hole of the saved PNG equals the input's, and the normalised cross-correlation of
-                 the filling with the photo's own hidden pixels (1 = the structure came back in place).
+inpainting       a square hole over windows in building.jpg and over bricks in smaller_bricks.jpg:
+                 styled's fill beside its first fill alone and OpenCV's and scikit-image's fills
+                 (benchmark-only dependencies: opencv-python-headless, scikit-image): the normalised
+                 cross-correlation with the hidden pixels (whole hole and the 8 px band inside its
+                 edge), sharpness, colour fringes, the hole's outline, and whether every pixel outside
+                 the hole of the saved PNG equals the input's.
 regions          tubingen.jpg with a feathered horizon (sky: starry_night, town: the_scream), and with
                  a feathered circle left to the photo: each region's guided Gram distance to each
                  painting (relu1_1-relu5_1), before and after; the mean change inside and outside the circle.
@@ -147,31 +149,110 @@ def demo_symmetry(demo: Demo) -> None:
 
 
 def demo_inpainting(demo: Demo) -> None:
+    """styled's fill (a first fill by the best offset, refined by the Gram and long-range terms at the
+    photo's resolution) beside the first fill alone and the classic fills of OpenCV (Telea,
+    Navier-Stokes) and scikit-image (biharmonic), on each photo's hole."""
     for name, region in HOLES.items():
         photo = f"inpainting/{name}.jpg"
         original = load_image(demo.images / photo).pixels
         x, y, w, h = region
+        hole = np.zeros(original.shape[:2], bool)
+        hole[y:y + h, x:x + w] = True
         crop = (slice(max(0, y - h), y + 2 * h), slice(max(0, x - w), x + 2 * w))
         holed = original.copy()
-        holed[y:y + h, x:x + w] = 0.5
+        holed[hole] = 0.5
         pictures = [holed[crop]]
-        for label, on in (("gram", False), ("long_range", True)):
-            _, image, seconds = demo.run({"content": photo, "style": photo, "scales": 2, "scale_start": 128,
-                                          "plugins": {"inpainting": {"region": region, "long_range": on}}})
+        demo.record(f"inpainting/{name}/truth", 0.0, **inpainting_measures(original, original, hole))
+        fills = {"styled": lambda: _styled_fill(demo, photo, region)}
+        fills.update(_classic_fills(original, hole))
+        for label, make in fills.items():
+            started = time.monotonic()
+            image = make()
+            seconds = time.monotonic() - started
             saved = demo.out / f".inpainting_{name}.png"
             save_image(saved, image)
             written = np.asarray(PILImage.open(saved), np.float64) / 255
             saved.unlink()
-            outside = np.ones(original.shape[:2], bool)
-            outside[y:y + h, x:x + w] = False
-            identical = written.shape == original.shape and bool(
-                np.array_equal(np.rint(written[outside] * 255), np.rint(original[outside] * 255)))
-            demo.record(f"inpainting/{name}/{label}", seconds, outside_identical=identical,
-                        size=f"{written.shape[1]}x{written.shape[0]}",
-                        ncc_with_hidden=_ncc(written[y:y + h, x:x + w], original[y:y + h, x:x + w]))
-            pictures.append(written[crop])
+            demo.record(f"inpainting/{name}/{label}", seconds, **inpainting_measures(written, original, hole))
+            if label in ("styled", "opencv_telea", "first_fill"):
+                pictures.append(written[crop])
         pictures.append(original[crop])
         demo.panel(f"inpainting_{name}", pictures)
+
+
+def _styled_fill(demo: Demo, photo: str, region: list[int]) -> np.ndarray:
+    _, image, _ = demo.run({"content": photo, "scales": 2, "scale_start": 128,
+                            "plugins": {"inpainting": {"region": region}}})
+    return image
+
+
+def _classic_fills(original: np.ndarray, hole: np.ndarray) -> dict[str, Callable[[], np.ndarray]]:
+    """The first fill alone and the diffusion fills a user would otherwise reach for."""
+    import cv2
+    from skimage.restoration import inpaint_biharmonic
+
+    from styled.plugins.builtin.inpainting import first_fill
+
+    eight_bit = (original * 255).round().astype(np.uint8)
+    mask = hole.astype(np.uint8) * 255
+    radius = 5
+    return {
+        "first_fill": lambda: first_fill(original, hole),
+        "opencv_telea": lambda: cv2.inpaint(eight_bit, mask, radius, cv2.INPAINT_TELEA) / 255.0,
+        "opencv_ns": lambda: cv2.inpaint(eight_bit, mask, radius, cv2.INPAINT_NS) / 255.0,
+        "skimage_biharmonic": lambda: inpaint_biharmonic(original, hole, channel_axis=-1),
+    }
+
+
+#: The band inside the hole's edge where continuation is judged, and the ring outside it that is
+#: the fill's reference for sharpness and colours.
+EDGE_BAND = 8
+RING = 16
+
+
+def inpainting_measures(image: np.ndarray, original: np.ndarray, hole: np.ndarray) -> dict[str, Any]:
+    """NCC of the fill with the hidden pixels (whole hole, and the band inside its edge); sharpness
+    (mean gradient in the hole over the ring around it, and over the truth's); the share of hole
+    pixels whose chroma lies outside the ring's (colour fringes); the outline (mean gradient across
+    the hole's border over the mean gradient of the rows and columns just inside and outside it);
+    and whether every pixel outside the hole is the input's."""
+    from styled.io.colour import rgb_to_yiq
+
+    inner = _shrink(hole, EDGE_BAND)
+    band = hole & ~inner
+    ring = _grow_mask(hole, RING) & ~hole
+    gradient = _gradient(image)
+    truth_gradient = _gradient(original)
+    chroma, ring_chroma = rgb_to_yiq(image)[..., 1:], rgb_to_yiq(original)[..., 1:][ring]
+    low, high = np.percentile(ring_chroma, 0.5, axis=0), np.percentile(ring_chroma, 99.5, axis=0)
+    fringes = float(np.mean(np.any((chroma[hole] < low - 0.02) | (chroma[hole] > high + 0.02), axis=-1)))
+    border = _grow_mask(hole, 1) & ~_shrink(hole, 1)
+    near = (_grow_mask(hole, 4) & ~_shrink(hole, 4)) & ~border
+    outside = ~hole
+    identical = image.shape == original.shape and bool(
+        np.array_equal(np.rint(image[outside] * 255), np.rint(original[outside] * 255)))
+    return {"ncc_with_hidden": _ncc(image[hole], original[hole]), "ncc_edge_band": _ncc(image[band], original[band]),
+            "sharpness": float(gradient[hole].mean() / gradient[ring].mean()),
+            "sharpness_vs_truth": float(gradient[hole].mean() / truth_gradient[hole].mean()),
+            "colour_fringes": fringes, "outline": float(gradient[border].mean() / gradient[near].mean()),
+            "outside_identical": identical}
+
+
+def _gradient(image: np.ndarray) -> np.ndarray:
+    grey = long_range.grey(image)
+    dy, dx = np.zeros_like(grey), np.zeros_like(grey)
+    dy[1:-1], dx[:, 1:-1] = (grey[2:] - grey[:-2]) / 2, (grey[:, 2:] - grey[:, :-2]) / 2
+    return np.hypot(dy, dx)
+
+
+def _grow_mask(mask: np.ndarray, steps: int) -> np.ndarray:
+    from styled.plugins.builtin.inpainting import _grow
+
+    return _grow(mask, steps)
+
+
+def _shrink(mask: np.ndarray, steps: int) -> np.ndarray:
+    return ~_grow_mask(~mask, steps)
 
 
 def _ncc(a: np.ndarray, b: np.ndarray) -> float:

@@ -90,3 +90,64 @@ def test_colours_move_to_the_reference_and_edges_stay_the_contents(seasons):
     assert after < 0.85 * before, (before, after)
     edges = {name: season_transfer.edge_agreement(image, content) for name, image in outputs.items()}
     assert edges["season"] > edges["gatys"] + 0.1, edges
+
+
+def matting_laplacian(guide: np.ndarray, epsilon: float, radius: int = 1) -> np.ndarray:
+    """Levin, Lischinski & Weiss (2008), eq. 12, built entry by entry: the reference for the term."""
+    height, width = guide.shape[:2]
+    size = 2 * radius + 1
+    count = size * size
+    laplacian = np.zeros((height * width, height * width))
+    for top in range(height - size + 1):
+        for left in range(width - size + 1):
+            index = [(top + i) * width + left + j for i in range(size) for j in range(size)]
+            window = guide[top:top + size, left:left + size].reshape(-1, 3).astype(np.float64)
+            mean = window.mean(0)
+            covariance = np.cov(window, rowvar=False, bias=True) + epsilon / count * np.eye(3)
+            centred = window - mean
+            block = np.eye(count) - (1 + centred @ np.linalg.inv(covariance) @ centred.T) / count
+            laplacian[np.ix_(index, index)] += block
+    return laplacian
+
+
+def test_the_photorealism_term_is_levins_matting_laplacian_and_its_gradient_is_exact():
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    guide = rng.uniform(0, 1, (6, 7, 3)).astype(np.float32)
+    output = rng.uniform(0, 1, (6, 7, 3)).astype(np.float64)
+    epsilon = 1e-3
+    laplacian = matting_laplacian(guide, epsilon)
+    quadratic = sum(output[..., c].ravel() @ laplacian @ output[..., c].ravel() for c in range(3))
+    residual = season_transfer.affine_residual(tf.constant(output[None], tf.float64),
+                                               tf.constant(guide[None], tf.float64), epsilon=epsilon)
+    assert float(tf.reduce_sum(residual)) * 9 == pytest.approx(quadratic, rel=1e-6)
+
+    term = season_transfer.photorealism_term(1.0, guide)
+    image = tf.Variable(output[None].astype(np.float32))
+    with tf.GradientTape() as tape:
+        value = term.fn(image, {})
+    gradient = tape.gradient(value, image).numpy()[0]
+    for y, x, c in ((2, 3, 0), (0, 0, 1), (5, 6, 2), (3, 1, 1)):
+        step = np.zeros_like(output, np.float32)
+        step[y, x, c] = 1e-3
+        plus = float(term.fn(tf.constant((output + step)[None], tf.float32), {}))
+        minus = float(term.fn(tf.constant((output - step)[None], tf.float32), {}))
+        assert gradient[y, x, c] == pytest.approx((plus - minus) / 2e-3, rel=2e-2, abs=1e-5)
+
+
+def test_the_photorealism_term_tiles_exactly():
+    import tensorflow as tf
+
+    from styled.engine.types import Window
+
+    rng = np.random.default_rng(1)
+    guide = rng.uniform(0, 1, (20, 24, 3)).astype(np.float32)
+    output = tf.constant(rng.uniform(0, 1, (1, 20, 24, 3)).astype(np.float32))
+    term = season_transfer.photorealism_term(1.0, guide)
+    whole = float(term.fn(output, {}))
+    windows = Window.grid((20, 24), (8, 8), halo=term.tiling.reach)
+    sums = [term.tiling.partial(window.crop(output), {}, window.local(), term.tiling.targets(window))
+            for window in windows]
+    tiled = float(term.tiling.combine(tuple(sum(part[i] for part in sums) for i in range(2))))
+    assert tiled == pytest.approx(whole, rel=1e-5)

@@ -8,10 +8,13 @@ grid, rows of bricks) across the hole; with Gram matrices alone it only matches 
 
 How it runs:
 
-* ``prepare_job`` cuts the content down to a window around the hole (the hole's bounding box
-  grown by ``context`` times its size on each side), optimised at the content's own resolution
-  (or smaller, if ``size`` says so). The paper also worked on such a crop (its ``*_init.jpg``).
-* ``initial_image`` fills the hole with uniform noise;
+* ``prepare_job`` fills the hole with a structure-aware first guess (``first_fill``: the photo
+  shifted by the offset whose surroundings match the hole's ring best, found over the whole photo
+  by masked correlation, its seam evened out), then cuts the content down to a window around the
+  hole (the hole's bounding box grown by ``context`` times its size on each side), rendered coarse
+  to fine up to the content's own resolution, whatever ``size`` says. The paper also worked on
+  such a crop (its ``*_init.jpg``).
+* The first scale starts from that guess, and the Gram and long-range terms refine it;
   ``constrain_image`` puts the known pixels back after every step, so only the hole changes.
 * ``finalize_image`` pastes the hole, resized to the content's resolution, into the full content:
   every pixel outside the mask is the input's own, and the output has the content's size.
@@ -25,6 +28,9 @@ Where we depart from the paper:
   the filling to the structures around it.
 * By default the source is the content itself outside the hole (the paper used a separate crop,
   its ``*_ref.jpg``; pass one as ``source``).
+* The paper starts from noise; a noise start leaves the optimiser to find the grid's phase, and it
+  often settles a window half a period off with its mullions bent (NCC with the hidden truth 0.71
+  on building.jpg). The shifted copy puts the structure in phase from the start (docs/plugins.md).
 * The job's own content, style and TV terms are switched off (``content_weight``,
   ``style_weight`` and ``tv_weight`` read 0 in the report's settings, ``style_layers`` relu1_1)
   and replaced by ``inpainting_style``, ``inpainting_long_range`` and ``inpainting_tv``, which see
@@ -190,10 +196,13 @@ def prepare_job(job):
     weight = spec.style_weight if options["weight"] is None else options["weight"]
     hole = Hole(content, mask, window, source, weight, options["long_range"],
                 tuple(layer for layer, _ in spec.style_layers), spec.tv_weight)
-    crop = images.Image(content.pixels[top:bottom, left:right], None, content.path, content.bit_depth)
-    size = min(spec.size, max(bottom - top, right - left))
+    guess = first_fill(content.pixels, mask)
+    crop = images.Image(guess[top:bottom, left:right], None, content.path, content.bit_depth)
+    size = max(bottom - top, right - left)  # the window at the photo's own resolution
     spec = without_style_term(spec, size=size, content_weight=0.0, tv_weight=0.0, init="content")
-    return dataclasses.replace(job, spec=spec, content=crop, extras={**job.extras, NAME: hole})
+    # The style images are not used (the statistics come from the photo or `source`): none are kept,
+    # so that no scale adds their detail into the hole.
+    return dataclasses.replace(job, spec=spec, content=crop, styles=(), extras={**job.extras, NAME: hole})
 
 
 def hole_of(job) -> Hole | None:
@@ -210,20 +219,84 @@ def mask_at(hole: Hole, shape: tuple[int, int]) -> np.ndarray:
     return images.resize_to(hole.window_mask().astype(np.float32), shape[1], shape[0])[..., None]
 
 
-@hookimpl
-def initial_image(job, image):
-    """At the first scale, replace the hole (the photo's own pixels there) by uniform noise.
+# --- the first fill: the photo shifted by its best offset ----------------------------------------
 
-    Noise as in texture synthesis: a flat or faint filling has less contrast than the texture, and
-    there the Gram loss is concave, so L-BFGS finds no curvature to work with and crawls.
-    """
-    hole = hole_of(job)
-    if hole is None or job.scale_index != 0:
-        return None
-    known = job.content.numpy()[0]
-    mask = mask_at(hole, job.shape)
-    noise = np.random.default_rng(job.spec.seed).uniform(0.0, 1.0, known.shape).astype(np.float32)
-    return (known * (1.0 - mask) + noise * mask)[None]
+#: Width of the ring around the hole whose pixels choose the offset, as a share of the hole's size
+#: (at least MIN_RING pixels): wide enough to see a period of the structure around the hole.
+RING_FRACTION = 0.25
+MIN_RING = 4
+#: The seam's correction spreads into the hole over this share of the hole's size (a Gaussian).
+SEAM_FRACTION = 1 / 6
+
+
+def first_fill(photo: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """``photo`` with ``hole`` filled by the photo itself, shifted by ``best_offset``, and the
+    difference along the hole's border spread smoothly into it (``even_seam``), so that the copy
+    meets its surroundings without a step."""
+    ys, xs = np.nonzero(hole)
+    size = max(np.ptp(ys), np.ptp(xs)) + 1
+    dy, dx = best_offset(photo, hole, max(MIN_RING, round(RING_FRACTION * size)))
+    filled = photo.astype(np.float32, copy=True)
+    filled[ys, xs] = photo[ys + dy, xs + dx]
+    return np.clip(even_seam(filled, photo, hole, (dy, dx), SEAM_FRACTION * size), 0.0, 1.0)
+
+
+def best_offset(photo: np.ndarray, hole: np.ndarray, ring: int) -> tuple[int, int]:
+    """The shift (dy, dx) whose pixels best match the ``ring`` pixels around the hole (least mean
+    squared difference), among the shifts that take the hole and its ring to known pixels inside
+    the photo: on a facade, a whole number of window periods away.
+
+    The sums over the ring for every shift are cross-correlations, computed at once by FFT (the
+    masked-template matching of Kwatra et al. and of PatchMatch's first step, with one patch the
+    size of the hole)."""
+    height, width = hole.shape
+    ring_mask = _grow(hole, ring) & ~hole
+    shape = (2 * height, 2 * width)  # zero-padded: linear, not circular, correlation
+    outside = np.ones(shape)
+    outside[:height, :width] = hole
+    blocked = _correlate((hole | ring_mask).astype(np.float64), outside, shape)
+    ring_weights = ring_mask.astype(np.float64)
+    cost = np.zeros(shape)
+    for channel in range(photo.shape[-1]):
+        values = photo[..., channel].astype(np.float64)
+        cost += _correlate(ring_weights, values ** 2, shape) - 2 * _correlate(ring_weights * values, values, shape)
+    cost[blocked > 0.5] = np.inf
+    if not np.isfinite(cost).any():
+        raise SCHEMA.error("the hole is too large for its photo: no part of the photo outside it is big enough "
+                           "to copy from", "region", "give a smaller hole, or a `source` image to take the texture from")
+    dy, dx = np.unravel_index(int(np.argmin(cost)), shape)
+    return (int(dy) if dy < height else int(dy) - 2 * height), (int(dx) if dx < width else int(dx) - 2 * width)
+
+
+def _correlate(kernel: np.ndarray, image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Σₚ kernel(p) · image(p + d) for every shift d (negative shifts wrap to the end), by FFT."""
+    return np.fft.irfft2(np.conj(np.fft.rfft2(kernel, shape)) * np.fft.rfft2(image, shape), shape)
+
+
+def even_seam(filled: np.ndarray, photo: np.ndarray, hole: np.ndarray, offset: tuple[int, int],
+              spread: float) -> np.ndarray:
+    """Add to the copied pixels the difference between the photo and the copy along the hole's
+    border, spread into the hole by a normalised Gaussian (a smooth membrane: a lit and a shaded
+    window of the same facade then meet without a step)."""
+    dy, dx = offset
+    border = _grow(hole, 1) & ~hole
+    by, bx = np.nonzero(border)
+    difference = np.zeros_like(filled)
+    difference[by, bx] = photo[by, bx] - photo[by + dy, bx + dx]
+    weight = _blur(border.astype(np.float64), spread)
+    ys, xs = np.nonzero(hole)
+    result = filled.copy()
+    for channel in range(filled.shape[-1]):
+        result[ys, xs, channel] += (_blur(difference[..., channel], spread) / np.maximum(weight, 1e-9))[ys, xs]
+    return result
+
+
+def _blur(values: np.ndarray, sigma: float) -> np.ndarray:
+    """A Gaussian blur of an (H, W) array (zero outside it), by FFT."""
+    height, width = values.shape
+    fy, fx = np.fft.fftfreq(2 * height)[:, None], np.fft.rfftfreq(2 * width)[None, :]
+    gain = np.exp(-2.0 * (np.pi * sigma) ** 2 * (fy ** 2 + fx ** 2))
+    return np.fft.irfft2(np.fft.rfft2(values, (2 * height, 2 * width)) * gain, (2 * height, 2 * width))[:height, :width]
 
 
 @hookimpl

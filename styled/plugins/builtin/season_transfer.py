@@ -10,14 +10,22 @@ ships presets that keep the photo's structure:
   relu4_2 with a higher weight, style from blocks 1-4 only (relu5_1 rearranges whole objects),
   weighted toward the shallow layers that carry colour and fine texture, more total variation;
   and it turns ``long_range`` on with short shifts (repeated structures of a scene, not a grid).
-* ``finalize_image`` runs a guided filter (He, Sun & Tang, "Guided Image Filtering", TPAMI 2013,
-  the colour-guide form of eq. 19-21) on the result with the content photo as the guide: locally,
-  the output is an affine function of the content's colours, so its edges are the content's
-  and its colours are the result's. ``detail`` blends between the raw result (0) and the filtered one (1).
+* ``register_losses`` adds the photorealism regulariser of Luan, Paris, Shechtman & Bala, "Deep
+  Photo Style Transfer" (CVPR 2017, eq. 2): the matting Laplacian of the content photo (Levin,
+  Lischinski & Weiss, "A Closed-Form Solution to Natural Image Matting", TPAMI 2008) charges every
+  output channel for not being, in each 3 × 3 window, an affine function of the photo's colours.
+  The style term still moves the colours; this term keeps the photo's edges and detail where they
+  are, during the optimisation rather than after it.
+* ``finalize_image`` can still run a guided filter (He, Sun & Tang, "Guided Image Filtering",
+  TPAMI 2013) with the content photo as the guide (``detail`` blends it in, 0 by default now: the
+  regulariser keeps the photo sharp, and the filter blurred it, docs/plugins.md).
 
-Where we depart from the paper: the paper shows season transfer with its long-range term only;
-the presets and the guided-filter step are ours (the paper's outputs keep the textures of the
-painting pipeline). The numbers are in docs/plugins.md.
+Where we depart from Luan et al.: the Laplacian's quadratic form is computed without the matrix,
+as the residual of the windows' best affine fits (box filters: the form Levin et al. minimise out
+of a and b), a mean over windows and channels, so the weight means the same at every size; it
+tiles. The paper's semantic segmentation is not used (the ``regions`` plugin pairs regions by
+masks). The paper itself (Berger & Memisevic) shows season transfer with its long-range term only;
+the presets are ours. The numbers are in docs/plugins.md.
 """
 
 from __future__ import annotations
@@ -27,14 +35,17 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
 
 from styled.engine.spec import JobSpec
+from styled.engine.types import LossTerm, Tiling, Window
 from styled.io import images
 from styled.plugins.builtin import long_range
 from styled.plugins.hookspecs import hookimpl
 from styled.plugins.schema import Option, PluginSchema, boolean, integer, number, one_of, optional
 
 NAME = "season_transfer"
+PHOTOREALISM = "photorealism"
 PHOTO, VIVID = "photo", "vivid"
 #: Settings a preset gives a job that left them at their defaults.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -63,6 +74,12 @@ RADIUS_FRACTION = 1 / 48
 MIN_RADIUS = 1
 #: Guided filter regulariser ε, He et al.'s 0.1²: smaller values copy more of the result's own strokes.
 DEFAULT_EPSILON = 1e-2
+#: Weight of the photorealism term (docs/plugins.md measures it against edge agreement and colour).
+DEFAULT_PHOTOREALISM = 1000.0
+#: The matting Laplacian's windows: 3 x 3 (radius 1), and its regulariser ε, Levin et al.'s 1e-7
+#: (it keeps the 3 x 3 colour covariance of a flat window invertible).
+MATTING_RADIUS = 1
+MATTING_EPSILON = 1e-7
 LUMA = np.array([0.299, 0.587, 0.114])
 
 SCHEMA = PluginSchema(
@@ -71,7 +88,10 @@ SCHEMA = PluginSchema(
         Option("preset", PHOTO, "photo: keep the photo's structure; vivid: more of the reference's texture",
                one_of(*PRESETS)),
         Option("long_range", True, "turn the long_range term on with the preset's shifts", boolean),
-        Option("detail", 1.0, "0..1: how much of the guided filter's edge-preserving result to keep",
+        Option("photorealism", DEFAULT_PHOTOREALISM, "weight of the matting-Laplacian term that keeps the "
+               "output locally an affine function of the photo's colours (Luan et al. 2017); 0 turns it off",
+               number(0.0)),
+        Option("detail", 0.0, "0..1: how much of a guided filter's edge-preserving result to blend in afterwards",
                number(0.0, 1.0)),
         Option("radius", None, "guided filter radius in output pixels; default: long side / 48",
                optional(integer(1, 64))),
@@ -113,6 +133,74 @@ def prepare_job(job):
         return None
     SCHEMA.content_of(job, "(the photo to change; the style is the reference photo)")
     return dataclasses.replace(job, spec=with_preset(job.spec, PRESETS[options["preset"]], options["long_range"]))
+
+
+# --- the photorealism term (Luan et al. 2017) ---------------------------------------------------
+
+
+def affine_residual(output: tf.Tensor, guide: tf.Tensor, radius: int = MATTING_RADIUS,
+                    epsilon: float = MATTING_EPSILON) -> tf.Tensor:
+    """Per window (the (2r+1)² ones that fit), the sum over the output's channels of the mean squared
+    residual of the best affine fit of the channel on the guide's colours, plus ε‖a‖²/|w|:
+    var(v) - cᵀ(Σ + ε/|w|)⁻¹c with Σ the guide's colour covariance and c its covariance with v.
+    Summed over windows this is Levin et al.'s vᵀLv / |w|; its gradient is 2Lv / |w|."""
+    size = 2 * radius + 1
+    count = float(size * size)
+
+    def mean(values: tf.Tensor) -> tf.Tensor:
+        return tf.nn.avg_pool2d(values, size, 1, "VALID")
+
+    guide_mean = mean(guide)  # (1, h, w, 3)
+    outer = guide[..., :, None] * guide[..., None, :]
+    covariance = tf.reshape(mean(tf.reshape(outer, (1, *guide.shape[1:3], 9))), (1, *guide_mean.shape[1:3], 3, 3))
+    covariance -= guide_mean[..., :, None] * guide_mean[..., None, :]
+    inverse = tf.linalg.inv(covariance + (epsilon / count) * tf.eye(3, dtype=guide.dtype))
+    residuals = []
+    for channel in range(output.shape[-1]):
+        values = output[..., channel:channel + 1]
+        value_mean = mean(values)
+        variance = mean(tf.square(values)) - tf.square(value_mean)
+        joint = mean(guide * values) - guide_mean * value_mean  # (1, h, w, 3)
+        fitted = tf.reduce_sum(joint * tf.squeeze(tf.matmul(inverse, joint[..., None]), -1), axis=-1, keepdims=True)
+        residuals.append(variance - fitted)
+    return tf.add_n(residuals)[..., 0]
+
+
+def photorealism_term(weight: float, photo: np.ndarray) -> LossTerm:
+    """The mean over windows of ``affine_residual`` of the output on the photo. Tiled, each tile sums
+    the windows centred on its core (a window reads ``MATTING_RADIUS`` pixels beyond its centre)."""
+    guide = photo.astype(np.float32)
+
+    def targets(window: Window) -> tuple:
+        return (tf.constant(window.pixels(guide)[None]),)
+
+    def partial(image: tf.Tensor, features: Mapping[str, tf.Tensor], window: Window, goal: tuple) -> tuple:
+        residual = affine_residual(image, goal[0])  # windows centred at [r, size - r) of the tile
+        top, left, height, width = window.core
+        r = MATTING_RADIUS
+        rows = (max(top - r, 0), max(min(top + height, window.height - r) - r, 0))
+        columns = (max(left - r, 0), max(min(left + width, window.width - r) - r, 0))
+        core = residual[:, rows[0]:rows[1], columns[0]:columns[1]]
+        return tf.reduce_sum(core), tf.cast(tf.size(core), tf.float32)
+
+    def combine(sums: tuple) -> tf.Tensor:
+        return sums[0] / tf.maximum(sums[1], 1.0)
+
+    return LossTerm.tiled(PHOTOREALISM, weight, Tiling(partial, combine, targets, reach=MATTING_RADIUS))
+
+
+@hookimpl
+def register_losses(job):
+    options = SCHEMA.settings(job)
+    if options is None or job.content is None or options["photorealism"] == 0:
+        return []
+    return [photorealism_term(options["photorealism"], job.content.numpy()[0])]
+
+
+@hookimpl
+def tiling_reach(job):
+    options = job.plugin_options(NAME)
+    return MATTING_RADIUS if options is not None else None
 
 
 # --- the guided filter --------------------------------------------------------------------------
