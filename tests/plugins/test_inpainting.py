@@ -141,7 +141,7 @@ def test_the_first_fill_lands_on_the_period_of_a_generated_grid():
     wall = wall_of_windows()
     hole = np.zeros(wall.shape[:2], bool)
     hole[26:44, 28:42] = True  # over the window at (28, 30)
-    dy, dx = inpainting.best_offset(wall, hole, ring=6)
+    dy, dx = inpainting.best_offset(wall, hole, ring=9)  # half the hole: it sees the neighbouring windows
     assert dy % 24 == 0 and dx % 24 == 0 and (dy, dx) != (0, 0), (dy, dx)
     filled = inpainting.first_fill(wall, hole)
     assert np.array_equal(filled[~hole], wall[~hole])
@@ -150,12 +150,18 @@ def test_the_first_fill_lands_on_the_period_of_a_generated_grid():
     assert ncc > 0.9, ncc
 
 
-def test_a_hole_too_large_to_copy_from_is_refused():
+def test_each_part_of_a_hole_gets_its_own_offset_and_one_too_large_to_copy_is_said():
     wall = wall_of_windows()
-    hole = np.ones(wall.shape[:2], bool)
-    hole[:4, :4] = False
-    with pytest.raises(PluginError, match="too large"):
-        inpainting.best_offset(wall, hole, ring=4)
+    hole = np.zeros(wall.shape[:2], bool)
+    hole[26:44, 28:42] = True
+    hole[50:68, 76:90] = True  # a second window, a period down and two across
+    assert len(inpainting.components(hole)) == 2
+    filled = inpainting.first_fill(wall, hole)
+    assert np.abs(filled[hole] - wall[hole]).mean() < 0.05, "both parts copied in phase"
+    everything = np.ones(wall.shape[:2], bool)
+    everything[:4, :4] = False
+    with pytest.raises(inpainting.NoOffset):
+        inpainting.best_offset(wall, everything, ring=4)
 
 
 @pytest.mark.slow
