@@ -24,9 +24,11 @@ regions          tubingen.jpg with a feathered horizon (sky: starry_night, town:
                  painting (relu1_1-relu5_1), before and after; the mean change inside and outside the circle.
 scale_control    tubingen.jpg with the fine layers (relu1_1, relu2_1) of one painting and the coarse
                  ones of the other, both ways: the distances of each group of layers to each painting.
-season_transfer  tree_summer -> tree_winter and city_day -> city_night, plain Gatys against the
-                 plugin: the Fréchet colour distance to the reference, the VGG Gram distance to it
-                 (relu1_1-relu3_1), and the correlation of the output's edges with the content's.
+season_transfer  tree_summer -> tree_winter and city_day -> city_night, two scales: plain Gatys, the
+                 plugin with its guided filter only (its old way), the plugin (the matting-Laplacian
+                 term), and both: the Fréchet colour distance to the reference, the VGG Gram distance
+                 to it (relu1_1-relu3_1), the correlation of the output's edges with the content's,
+                 and sharpness (mean gradient over the content's).
 """
 
 from __future__ import annotations
@@ -284,15 +286,20 @@ def demo_season_transfer(demo: Demo) -> None:
         def measures(image: np.ndarray) -> dict[str, float]:
             current = grams(image)
             texture = float(np.mean([np.sum((current[k] - target[k]) ** 2) for k in TEXTURE_LAYERS]))
+            sharpness = season_transfer.gradient_magnitude(image).mean() / season_transfer.gradient_magnitude(photo).mean()
             return {"colour_distance": season_transfer.colour_distance(image, ref), "gram_distance": texture,
-                    "edge_agreement": season_transfer.edge_agreement(image, photo)}
+                    "edge_agreement": season_transfer.edge_agreement(image, photo), "sharpness": float(sharpness)}
 
         demo.record(f"season_transfer/{content}/content", 0.0, **measures(photo))
         pictures = [photo, ref]
-        for label, plugins in (("gatys", {}), ("season_transfer", {"season_transfer": {}})):
-            _, image, seconds = demo.run({**data, "plugins": plugins})
+        variants = (("gatys", {}, True), ("guided_filter_only", {"season_transfer": {"photorealism": 0, "detail": 1}}, True),
+                    ("season_transfer", {"season_transfer": {}}, True),
+                    ("season_transfer_and_guided_filter", {"season_transfer": {"detail": 1}}, False))
+        for label, plugins, shown in variants:
+            _, image, seconds = demo.run({**data, "scales": 2, "plugins": plugins})
             demo.record(f"season_transfer/{content}/{label}", seconds, **measures(image))
-            pictures.append(image)
+            if shown:
+                pictures.append(image)
         demo.panel(f"season_transfer_{content}", pictures)
 
 

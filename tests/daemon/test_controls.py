@@ -200,3 +200,14 @@ def test_a_hard_link_to_someone_elses_file_never_reaches_failed_but_ones_own_fil
     assert not (inputs / "photo.png").exists()
     assert all(b"dropper's eyes" not in path.read_bytes() for path in inputs.rglob("*") if path.is_file())
     assert "hard link" in (tmp_path / "failed" / "stolen" / "error.txt").read_text()
+
+
+@pytest.mark.slow
+def test_the_daemon_inpaints_a_job_without_a_style_image(tmp_path):
+    config = write_config(tmp_path)
+    spec = {"content": "photo.png", "iterations": 3, "plugins": {"inpainting": {"region": [8, 6, 8, 8]}}}
+    write_job_folder(tmp_path / "inbox", "fill", spec, images={"photo.png": "content/tubingen.jpg"})
+    with daemon_thread(config, once=True):
+        wait_for(lambda: folders(tmp_path / "outbox") or folders(tmp_path / "failed"), what="the job's end")
+    assert folders(tmp_path / "outbox") == ["fill"], read_json(tmp_path / "failed" / "fill" / "error.json")
+    assert read_json(tmp_path / "outbox" / "fill" / "report.json")["settings"]["style"] == []

@@ -75,11 +75,13 @@ def test_colours_move_to_the_reference_and_edges_stay_the_contents(seasons):
     outputs = {}
     for name, plugins in (("gatys", {}), ("season", {"season_transfer": {}})):
         spec = build_job_spec({"content": str(seasons["summer"]), "style": str(seasons["winter"]), "size": 96,
-                               "iterations": 30, "scales": 1, "plugins": plugins})
+                               "iterations": 40, "scales": 2, "scale_start": 48, "seed": 1, "plugins": plugins})
         result = render(load_job(spec, relative_to(Path.cwd())), pm)
         outputs[name] = result.image
         if name == "season":
             assert "long_range" in result.history[-1]  # the preset turned it on
+            assert "photorealism" in result.history[-1] and "photorealism" not in result.history[0], \
+                "the matting-Laplacian term works at the last scale only"
             assert result.settings["tv_weight"] == season_transfer.PRESETS["photo"]["tv_weight"]
     content = load_image(seasons["summer"]).pixels
     height, width = outputs["season"].shape[:2]
@@ -90,6 +92,9 @@ def test_colours_move_to_the_reference_and_edges_stay_the_contents(seasons):
     assert after < 0.85 * before, (before, after)
     edges = {name: season_transfer.edge_agreement(image, content) for name, image in outputs.items()}
     assert edges["season"] > edges["gatys"] + 0.1, edges
+    sharpness = season_transfer.gradient_magnitude(outputs["season"]).mean() / \
+        season_transfer.gradient_magnitude(content).mean()
+    assert sharpness > 0.8, "a sharp photo, not a blur"
 
 
 def matting_laplacian(guide: np.ndarray, epsilon: float, radius: int = 1) -> np.ndarray:

@@ -467,3 +467,34 @@ def test_open_pages_share_one_look_at_the_spool_per_second(spool):
     first, second, later = asyncio.run(twice_then_later())
     assert first is second and "new-job" not in second
     assert "new-job" in later
+
+
+def test_an_inpainting_job_from_the_form_needs_no_style_and_carries_its_priority(spool, client):
+    files = [("content", ("photo.png", image_bytes(), "image/png"))]
+    answer = submit(client, csrf_of(client), files=files, priority="4",
+                    more="plugins:\n  inpainting: {region: [2, 2, 4, 4]}\n")
+    assert answer.status_code == 303, answer.text
+    spec = yaml.safe_load((spool.inbox / "photo" / "job.yaml").read_text())
+    assert spec["priority"] == 4 and "style" not in spec and spec["plugins"]["inpainting"]["region"] == [2, 2, 4, 4]
+    refused = submit(client, csrf_of(client), files=files)
+    assert refused.status_code == 422 and "choose at least one style image" in refused.text, "no style anywhere"
+
+
+def test_cancel_and_priority_need_the_csrf_token_and_say_why_they_cannot(spool, client):
+    from styled.daemon.control import REQUESTS_DIR
+
+    submit(client, csrf_of(client), name="poster")
+    token = csrf_of(client)
+    refused = client.post("/jobs/poster/cancel", data={}, follow_redirects=False)
+    assert refused.status_code == 403 and not (spool.inbox / REQUESTS_DIR).exists()
+    changed = client.post("/jobs/poster/priority", data={"csrf": token, "priority": "7"}, follow_redirects=False)
+    assert changed.status_code == 303 and "priority: 7" in (spool.inbox / "poster" / "job.yaml").read_text()
+    page = client.get("/jobs/poster")
+    assert page.status_code == 200 and "waiting in the inbox" in page.text.lower() and 'id="cancel"' in page.text
+    cancelled = client.post("/jobs/poster/cancel", data={"csrf": token}, follow_redirects=False)
+    assert cancelled.status_code == 303 and cancelled.headers["location"] == "/?cancelled=poster"
+    assert len(list((spool.inbox / REQUESTS_DIR).iterdir())) == 1, "a request for the daemon"
+    unknown = client.post("/jobs/nothing/cancel", data={"csrf": token}, follow_redirects=False)
+    assert unknown.status_code == 409 and "no job named" in unknown.text
+    bad = client.post("/jobs/poster/priority", data={"csrf": token, "priority": "soon"}, follow_redirects=False)
+    assert bad.status_code == 409 and "whole number" in bad.text

@@ -74,8 +74,11 @@ RADIUS_FRACTION = 1 / 48
 MIN_RADIUS = 1
 #: Guided filter regulariser ε, He et al.'s 0.1²: smaller values copy more of the result's own strokes.
 DEFAULT_EPSILON = 1e-2
-#: Weight of the photorealism term (docs/plugins.md measures it against edge agreement and colour).
-DEFAULT_PHOTOREALISM = 1000.0
+#: Weight of the photorealism term. The term is a mean over windows (Luan et al.'s λ = 10⁴ is on
+#: a sum), so its weight is large: at 256 px, tree_summer -> tree_winter reached an edge agreement
+#: of 0.89 at 1e6 and 0.90 at 3e6, city_day -> city_night 0.78 at 1e6, with colour distances within
+#: a tenth of plain Gatys's (docs/plugins.md).
+DEFAULT_PHOTOREALISM = 2e6
 #: The matting Laplacian's windows: 3 x 3 (radius 1), and its regulariser ε, Levin et al.'s 1e-7
 #: (it keeps the 3 x 3 colour covariance of a flat window invertible).
 MATTING_RADIUS = 1
@@ -140,30 +143,36 @@ def prepare_job(job):
 
 def affine_residual(output: tf.Tensor, guide: tf.Tensor, radius: int = MATTING_RADIUS,
                     epsilon: float = MATTING_EPSILON) -> tf.Tensor:
-    """Per window (the (2r+1)² ones that fit), the sum over the output's channels of the mean squared
-    residual of the best affine fit of the channel on the guide's colours, plus ε‖a‖²/|w|:
-    var(v) - cᵀ(Σ + ε/|w|)⁻¹c with Σ the guide's colour covariance and c its covariance with v.
-    Summed over windows this is Levin et al.'s vᵀLv / |w|; its gradient is 2Lv / |w|."""
+    """Per window (the (2r+1)² ones that fit), summed over the output's channels: the mean squared
+    residual of the best affine fit of the channel on the guide's colours, plus ε‖a‖²/|w|. Summed
+    over windows this is Levin et al.'s vᵀLv / |w| (their eq. 12 is the minimum over a and b of
+    exactly this), so its gradient is 2Lv / |w|.
+
+    Computed from values centred in each window (the window's pixels as shifted copies of the
+    image), never as E[x²] - E[x]²: in float32 that difference loses the small covariances of flat
+    regions, the 3 × 3 covariance can turn indefinite, and the "residual" negative."""
     size = 2 * radius + 1
-    count = float(size * size)
+    height, width = output.shape[1] - 2 * radius, output.shape[2] - 2 * radius
 
-    def mean(values: tf.Tensor) -> tf.Tensor:
-        return tf.nn.avg_pool2d(values, size, 1, "VALID")
+    def members(values: tf.Tensor) -> list[tf.Tensor]:  # the window's pixels, one shifted copy each
+        return [values[:, dy:dy + height, dx:dx + width] for dy in range(size) for dx in range(size)]
 
-    guide_mean = mean(guide)  # (1, h, w, 3)
-    outer = guide[..., :, None] * guide[..., None, :]
-    covariance = tf.reshape(mean(tf.reshape(outer, (1, *guide.shape[1:3], 9))), (1, *guide_mean.shape[1:3], 3, 3))
-    covariance -= guide_mean[..., :, None] * guide_mean[..., None, :]
-    inverse = tf.linalg.inv(covariance + (epsilon / count) * tf.eye(3, dtype=guide.dtype))
+    guides = members(guide)
+    guide_mean = tf.add_n(guides) / len(guides)
+    centred = [g - guide_mean for g in guides]
+    covariance = tf.add_n([c[..., :, None] * c[..., None, :] for c in centred]) / len(centred)
+    inverse = tf.linalg.inv(covariance + (epsilon / len(centred)) * tf.eye(3, dtype=guide.dtype))
     residuals = []
     for channel in range(output.shape[-1]):
-        values = output[..., channel:channel + 1]
-        value_mean = mean(values)
-        variance = mean(tf.square(values)) - tf.square(value_mean)
-        joint = mean(guide * values) - guide_mean * value_mean  # (1, h, w, 3)
-        fitted = tf.reduce_sum(joint * tf.squeeze(tf.matmul(inverse, joint[..., None]), -1), axis=-1, keepdims=True)
-        residuals.append(variance - fitted)
-    return tf.add_n(residuals)[..., 0]
+        values = members(output[..., channel:channel + 1])
+        value_mean = tf.add_n(values) / len(values)
+        offsets = [v - value_mean for v in values]
+        joint = tf.add_n([c * o for c, o in zip(centred, offsets)]) / len(centred)  # (1, h, w, 3)
+        slope = tf.squeeze(tf.matmul(inverse, joint[..., None]), -1)
+        misfit = tf.add_n([tf.square(o - tf.reduce_sum(slope * c, -1, keepdims=True))
+                           for c, o in zip(centred, offsets)]) / len(centred)
+        residuals.append(misfit[..., 0] + (epsilon / len(centred)) * tf.reduce_sum(tf.square(slope), -1))
+    return tf.add_n(residuals)
 
 
 def photorealism_term(weight: float, photo: np.ndarray) -> LossTerm:
@@ -191,8 +200,12 @@ def photorealism_term(weight: float, photo: np.ndarray) -> LossTerm:
 
 @hookimpl
 def register_losses(job):
+    """The photorealism term, at the last scale only: the coarser ones move the colours freely, as
+    Luan et al.'s first pass without the regulariser does, and the last starts from their result."""
     options = SCHEMA.settings(job)
     if options is None or job.content is None or options["photorealism"] == 0:
+        return []
+    if job.scale_index < job.scale_count - 1:
         return []
     return [photorealism_term(options["photorealism"], job.content.numpy()[0])]
 
