@@ -206,6 +206,7 @@ class _Pages:
             await to_thread.run_sync(action, name, form)
         except JobControlError as error:
             return self.render(request, "message.html", 409, title="Not possible", message=str(error))
+        self.watch.taken = -float("inf")  # the next live update looks at the spool afresh
         back = "/" if _text(form.get("back")) != "job" else f"/jobs/{quote(name)}"
         return RedirectResponse(f"{back}?{done}={quote(name)}", status_code=303)
 

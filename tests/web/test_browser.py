@@ -255,16 +255,19 @@ def test_cancel_and_priority_from_the_queue_and_the_job_page(studio, browser):
     browser.get(studio["url"] + "/")
     wait_for(lambda: read(browser, "#running li[data-name='busy'] .detail") and "iteration" in
              read(browser, "#running li[data-name='busy'] .detail"), RENDER_SECONDS, "the long job rendering")
-    write_job_folder(inbox, "later", quick_spec)
     write_job_folder(inbox, "other", quick_spec)
+    write_job_folder(inbox, "later", quick_spec)  # arrives second: listed second at equal priority
     wait_for(lambda: find(browser, "#waiting li[data-name='later'] form.priority"), PAGE_SECONDS, "later waiting")
+    assert read(browser, "#waiting li.job .name") == "other"
 
     submit_form(browser, "#waiting li[data-name='later'] form.priority", priority="4")
     wait_for(lambda: "reprioritised=later" in browser.current_url, PAGE_SECONDS, "the queue after the change")
     assert "priority: 4" in (inbox / "later" / "job.yaml").read_text()
-    assert read(browser, "#waiting li.job .name") == "later", "the higher priority is listed (and taken) first"
-    assert browser.execute_script(
-        "return document.querySelector(\"#waiting li[data-name='later'] input[name=priority]\").value") == "4"
+    wait_for(lambda: read(browser, "#waiting li.job .name") == "later", PAGE_SECONDS,
+             "the higher priority listed (and taken) first")
+    wait_for(lambda: browser.execute_script(
+        "return document.querySelector(\"#waiting li[data-name='later'] input[name=priority]\").value") == "4",
+        PAGE_SECONDS, "the new priority shown")
 
     browser.get(studio["url"] + "/jobs/other")
     assert "waiting in the inbox" in browser.find_element(By.ID, "where").text.lower()
