@@ -52,7 +52,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     PHOTO: {
         "content_layers": ("relu4_2",),
         "style_layers": (("relu1_1", 1.0), ("relu2_1", 1.0), ("relu3_1", 0.5), ("relu4_1", 0.25)),
-        "content_weight": 4.0,
+        # 4 before the photorealism term kept the structure; with it, 2 lets the colours move as far
+        # as plain Gatys moves them (tree: colour distance 12.4 against 12.8, docs/plugins.md).
+        "content_weight": 2.0,
         "tv_weight": 4.0,
         "init": "content",
     },
@@ -75,10 +77,10 @@ MIN_RADIUS = 1
 #: Guided filter regulariser ε, He et al.'s 0.1²: smaller values copy more of the result's own strokes.
 DEFAULT_EPSILON = 1e-2
 #: Weight of the photorealism term. The term is a mean over windows (Luan et al.'s λ = 10⁴ is on
-#: a sum), so its weight is large: at 256 px, tree_summer -> tree_winter reached an edge agreement
-#: of 0.89 at 1e6 and 0.90 at 3e6, city_day -> city_night 0.78 at 1e6, with colour distances within
-#: a tenth of plain Gatys's (docs/plugins.md).
-DEFAULT_PHOTOREALISM = 2e6
+#: a sum), so its weight is large: at 256 px with the photo preset, tree_summer -> tree_winter
+#: reached an edge agreement of 0.897 at 3e6 and 0.902 at 6e6, city_day -> city_night 0.76-0.78
+#: (docs/plugins.md).
+DEFAULT_PHOTOREALISM = 6e6
 #: The matting Laplacian's windows: 3 x 3 (radius 1), and its regulariser ε, Levin et al.'s 1e-7
 #: (it keeps the 3 x 3 colour covariance of a flat window invertible).
 MATTING_RADIUS = 1
