@@ -183,3 +183,15 @@ def test_a_generated_wall_of_windows_is_filled_in_phase_at_its_own_resolution(tm
     filled, truth = filled - filled.mean(), truth - truth.mean()
     ncc = float((filled * truth).sum() / np.linalg.norm(filled) / np.linalg.norm(truth))
     assert ncc >= 0.85, ncc
+
+
+def test_a_window_that_must_be_tiled_is_refused_with_the_terms_names(photo):
+    """The hole's statistics are weighted over the whole window: its terms do not tile (docs/plugins.md)."""
+    from styled.errors import MemoryBudgetError
+
+    spec = build_job_spec({"content": str(photo), "iterations": 2, "tile_size": 32,
+                           "plugins": {"inpainting": {"region": [30, 30, 24, 24]}}})
+    plugins = make_plugin_manager()
+    job = validate_job(plugins, load_job(spec, relative_to(Path.cwd())), relative_to(Path.cwd()))
+    with pytest.raises(MemoryBudgetError, match="inpainting_style.*need the whole image at once"):
+        render(job, plugins)

@@ -156,3 +156,19 @@ def test_the_photorealism_term_tiles_exactly():
             for window in windows]
     tiled = float(term.tiling.combine(tuple(sum(part[i] for part in sums) for i in range(2))))
     assert tiled == pytest.approx(whole, rel=1e-5)
+
+
+def test_a_tiled_season_render_gives_the_untiled_picture(seasons):
+    """Print sizes tile: the photorealism term's window sums cross the tiles' edges exactly."""
+    pm = make_plugin_manager()
+
+    def run(tile_size):
+        spec = build_job_spec({"content": str(seasons["summer"]), "style": str(seasons["winter"]), "size": 64,
+                               "iterations": 4, "scales": 1, "seed": 1, "precision": "float32",
+                               "tile_size": tile_size, "plugins": {"season_transfer": {}}})
+        return render(load_job(spec, relative_to(Path.cwd())), pm)
+
+    whole, tiled = run("auto"), run(32)
+    assert tiled.memory[0]["tiles"] > 1
+    assert tiled.losses["photorealism"] == pytest.approx(whole.losses["photorealism"], rel=1e-3)
+    assert np.abs(tiled.image - whole.image).max() < 2 / 255
