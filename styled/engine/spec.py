@@ -44,9 +44,9 @@ DEFAULT_LEARNING_RATE = 0.02
 #: L-BFGS memory. jcjohnson/neural-style keeps 100 pairs; at 256 px, 20 reached a lower loss than
 #: 10 or 50 after 100 and 150 iterations, for less work per step (docs/performance.md).
 DEFAULT_LBFGS_HISTORY = 20
-#: Above this long side a scale ends once it has converged (styled.engine.schedule); with
-#: ``convergence: 0`` its iterations fall with its pixel count instead (300 at 1024, 75 at 2048, 19
-#: at 4096).
+#: Above this long side a scale's iterations fall with its pixel count (300 at 1024, 75 at 2048,
+#: 19 at 4096, plus what converged scales before it left), and it ends once it has converged
+#: (styled.engine.schedule).
 PRINT_SIDE = 1024
 #: A scale that improved by less than this fraction over 5 iterations ends and hands its unused
 #: iterations to the next (docs/performance.md).
@@ -241,16 +241,14 @@ class JobSpec:
         return tuple(round(self.size / ratio ** (count - 1 - i)) for i in range(count))
 
     def scale_iterations(self) -> tuple[int, ...]:
-        """Iterations at each scale, at most: ``iterations`` at the last, ``coarse_iterations``
-        (default the same) before it. Scales end earlier once converged (styled.engine.schedule);
-        with ``convergence: 0``, scales above ``PRINT_SIDE`` get fewer in proportion to their
-        pixels instead, at least ``MIN_PRINT_ITERATIONS``, so that a 4096 px render costs a few 1024
-        px ones, not sixteen (docs/print-size.md)."""
+        """Iterations planned at each scale: ``iterations`` at the last, ``coarse_iterations``
+        (default the same) before it, and above ``PRINT_SIDE`` fewer in proportion to the pixels,
+        at least ``MIN_PRINT_ITERATIONS``, so that a 4096 px render costs a few 1024 px ones, not
+        sixteen (docs/print-size.md). Scales end earlier once converged and hand on what they did
+        not use (styled.engine.schedule)."""
         sizes = self.scale_sizes()
         planned = [self.iterations if index == len(sizes) - 1 or self.coarse_iterations is None
                    else self.coarse_iterations for index in range(len(sizes))]
-        if self.convergence > 0:
-            return tuple(planned)
         return tuple(_print_share(count, side) for count, side in zip(planned, sizes))
 
     def first_frame(self) -> JobSpec:

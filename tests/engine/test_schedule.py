@@ -37,6 +37,16 @@ def test_unused_iterations_pass_to_the_next_scale_at_their_cost():
     assert schedule.budget(spec, 1, [60]) == 60, "a scale that used its budget passes nothing on"
 
 
+def test_a_prints_top_scale_runs_its_pixel_share_or_until_the_time_limit():
+    top = len(build_job_spec({"style": ["s.jpg"], "size": 4096}).scale_sizes()) - 1
+    unlimited = build_job_spec({"style": ["s.jpg"], "size": 4096})
+    assert schedule.budget(unlimited, top, [300, 300, 300, 300, 75]) == 19, "never more than the fixed counts"
+    assert schedule.budget(unlimited, top, [300, 300, 300, 300, 15]) == 19 + 15, "60 left at 2048 px are 15 at 4096"
+    limited = build_job_spec({"style": ["s.jpg"], "size": 4096, "time_limit": 3600})
+    assert schedule.budget(limited, top, [300, 300, 300, 300, 75]) == 300, "until converged or out of time"
+    assert schedule.budget(limited, top - 1, [300, 300, 300, 300]) == 75, "only the top scale"
+
+
 def test_only_the_coarse_scales_and_a_prints_top_scale_stop_when_converged():
     photo = build_job_spec({"style": ["s.jpg"], "size": 512})
     assert [schedule.stops_when_converged(photo, index) for index in range(3)] == [True, True, False]

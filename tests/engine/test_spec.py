@@ -134,9 +134,10 @@ def test_to_dict_round_trips_through_build():
     assert again == job
 
 
-def test_without_convergence_scales_above_1024_px_get_iterations_in_proportion_to_their_pixels():
+@pytest.mark.parametrize("convergence", [0, 0.01])
+def test_scales_above_1024_px_plan_iterations_in_proportion_to_their_pixels(convergence):
     def schedule(**keys):
-        spec = build_job_spec({"style": ["s.jpg"], "convergence": 0, **keys})
+        spec = build_job_spec({"style": ["s.jpg"], "convergence": convergence, **keys})
         return dict(zip(spec.scale_sizes(), spec.scale_iterations()))
 
     assert schedule(size=1024) == {128: 300, 256: 300, 512: 300, 1024: 300}
@@ -144,5 +145,3 @@ def test_without_convergence_scales_above_1024_px_get_iterations_in_proportion_t
     assert schedule(size=8192, iterations=100, coarse_iterations=40)[8192] == 10  # never below 10
     assert schedule(size=2048, iterations=8)[2048] == 8  # nor above what the job asked for
     assert schedule(size=4096, coarse_iterations=50)[1024] == 50
-    converging = build_job_spec({"style": ["s.jpg"], "size": 4096})
-    assert converging.scale_iterations()[-1] == 300, "with convergence the top scale runs until it has converged"
