@@ -104,6 +104,10 @@ class QueueWatch:
         self.taken = -float("inf")
         self.lock = asyncio.Lock()
 
+    def forget(self) -> None:
+        """Make the next ``current`` look at the spool afresh (after a change made from the page)."""
+        self.taken = -float("inf")
+
     async def current(self) -> str:
         async with self.lock:
             now = time.monotonic()
@@ -206,7 +210,7 @@ class _Pages:
             await to_thread.run_sync(action, name, form)
         except JobControlError as error:
             return self.render(request, "message.html", 409, title="Not possible", message=str(error))
-        self.watch.taken = -float("inf")  # the next live update looks at the spool afresh
+        self.watch.forget()
         back = "/" if _text(form.get("back")) != "job" else f"/jobs/{quote(name)}"
         return RedirectResponse(f"{back}?{done}={quote(name)}", status_code=303)
 

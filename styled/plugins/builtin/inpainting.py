@@ -551,7 +551,7 @@ def register_losses(job) -> list[LossTerm]:
         weight = long_range.DEFAULT_RELATIVE_WEIGHT * hole.weight
         terms.append(inpainting_term(f"{NAME}_long_range", weight, shifted_stats, goal, weights, hole_only))
     if hole.anchor > 0:
-        terms.append(anchor_term(hole.anchor * hole.weight, job, hole, hole_only))
+        terms.append(anchor_term(hole.anchor * hole.weight, job, weights, hole_only))
     if hole.tv_weight > 0:
         terms.append(tv_term(hole.tv_weight, hole_only))
     return terms
@@ -562,12 +562,11 @@ def register_losses(job) -> list[LossTerm]:
 ANCHOR_LAYERS = ("relu3_1",)
 
 
-def anchor_term(weight: float, job, hole: Hole, hole_only: HoleOnly) -> LossTerm:
-    """Mean squared difference, over the hole (and its band) at ANCHOR_LAYERS, of the image's
-    activations and those of the first fill: the refinement may fix the copy's seams and
-    statistics, not move its structure."""
+def anchor_term(weight: float, job, weights: Mapping[str, np.ndarray], hole_only: HoleOnly) -> LossTerm:
+    """Mean squared difference, over the hole (and its band) at ANCHOR_LAYERS (``weights``: the
+    hole's masks by layer), of the image's activations and those of the first fill: the refinement
+    may fix the copy's seams and statistics, not move its structure."""
     targets = job.features(job.content, ANCHOR_LAYERS)
-    weights = hole_weights(job, hole, ANCHOR_LAYERS)
 
     def fn(image: tf.Tensor, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
         features = hole_only.features(image)
