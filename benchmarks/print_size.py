@@ -5,11 +5,13 @@
     python benchmarks/print_size.py --sizes 2048 --tiled-only --budget 4GB
 
 For each size, each mode runs in a process of its own (so its peak RSS is its own): ``untiled``
-(``tile_size`` unset and a budget the whole image fits in, skipped with ``--tiled-only``) and
-``tiled`` (the ``--budget`` given, or tiles forced to ``--tile`` pixels). Each renders one scale of
+(``tile_size`` unset and a budget the whole image fits in, skipped with ``--tiled-only``),
+``tiled`` (the ``--budget`` given, or tiles forced to ``--tile`` pixels; activations kept between
+the passes where the plan has room) and ``no-keep`` (the same tiles, the kept activations turned off:
+a second forward pass per tile, as before they could be kept; skipped with ``--no-compare-keep``). Each renders one scale of
 Tübingen x The Starry Night, square (the worst case for a long side), for ``--iterations``
 iterations, and prints the memory plan styled chose (tiles, optimiser, estimate), the peak RSS,
-the median seconds per iteration after the first, and the tiled / untiled ratio where both ran.
+the median seconds per iteration after the first, and the tiled / untiled ratios where both ran.
 """
 
 from __future__ import annotations
@@ -40,8 +42,13 @@ def square_content(size: int) -> Path:
     return square
 
 
-def child(size: int, precision: str, iterations: int, budget: str, tile: int | None) -> dict:
+def child(size: int, precision: str, iterations: int, budget: str, tile: int | None, keep: bool) -> dict:
     import numpy as np
+
+    from styled.engine import memory
+
+    if not keep:  # the lever off: nothing is ever planned to be kept
+        memory.kept_bytes = lambda *args, **kwargs: 0
 
     from styled import render
     from styled.engine.job import load_job, relative_to
@@ -62,8 +69,9 @@ def child(size: int, precision: str, iterations: int, budget: str, tile: int | N
             "loss": result.losses["total"]}
 
 
-def run(size: int, precision: str, iterations: int, budget: str, tile: int | None) -> dict | None:
-    command = [sys.executable, __file__, "--child", str(size), precision, str(iterations), budget, str(tile or 0)]
+def run(size: int, precision: str, iterations: int, budget: str, tile: int | None, keep: bool = True) -> dict | None:
+    command = [sys.executable, __file__, "--child", str(size), precision, str(iterations), budget, str(tile or 0),
+               str(int(keep))]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         print(f"  {size} px {budget}: failed: {done.stderr.strip().splitlines()[-1:]}", flush=True)
@@ -74,7 +82,8 @@ def run(size: int, precision: str, iterations: int, budget: str, tile: int | Non
 def show(mode: str, row: dict) -> None:
     plan = row["plan"]
     core = "x".join(str(side) for side in plan["tile"]) if plan["tile"] else "-"
-    print(f"  {row['size']:5d} px {row['precision']:8s} {mode:8s} tiles {plan['tiles']:4d} (core {core}, "
+    kept = " kept" if plan.get("keep") else ""
+    print(f"  {row['size']:5d} px {row['precision']:8s} {mode:8s} tiles {plan['tiles']:4d}{kept} (core {core}, "
           f"halo {plan['halo']})  {plan['optimizer']} {plan['history'] or ''}  estimate {plan['estimate'] / 1e9:6.2f} GB"
           f"  peak RSS {row['peak_rss'] / 1e9:6.2f} GB  {row['seconds_per_iteration']:8.2f} s/it"
           f"  (first {row['first_iteration']:.1f} s)", flush=True)
@@ -88,11 +97,12 @@ def main() -> None:
     parser.add_argument("--budget", default=None, help="max_memory of the tiled runs (default: force --tile)")
     parser.add_argument("--tile", type=int, default=1024, help="tile_size of the tiled runs when --budget is not given")
     parser.add_argument("--tiled-only", action="store_true")
-    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--no-compare-keep", action="store_true", help="skip the tiled run without kept activations")
+    parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        size, precision, iterations, budget, tile = args.child
-        print(json.dumps(child(int(size), precision, int(iterations), budget, int(tile) or None)))
+        size, precision, iterations, budget, tile, keep = args.child
+        print(json.dumps(child(int(size), precision, int(iterations), budget, int(tile) or None, keep == "1")))
         return
     for size in args.sizes:
         square_content(size)
@@ -100,14 +110,18 @@ def main() -> None:
             untiled = None if args.tiled_only else run(size, precision, args.iterations, "200GB", None)
             if untiled:
                 show("untiled", untiled)
-            tiled = run(size, precision, args.iterations, args.budget or "200GB", None if args.budget else args.tile)
-            if tiled:
-                show("tiled", tiled)
-            if untiled and tiled:
-                print(f"  {size:5d} px {precision:8s} tiled / untiled: "
-                      f"{tiled['seconds_per_iteration'] / untiled['seconds_per_iteration']:.2f}x time, "
-                      f"{tiled['peak_rss'] / untiled['peak_rss']:.2f}x peak RSS; "
-                      f"loss {tiled['loss']:.5g} / {untiled['loss']:.5g}", flush=True)
+            tiling = (args.budget or "200GB", None if args.budget else args.tile)
+            tiled = {"tiled": run(size, precision, args.iterations, *tiling)}
+            if not args.no_compare_keep:
+                tiled["no-keep"] = run(size, precision, args.iterations, *tiling, keep=False)
+            for mode, row in tiled.items():
+                if row:
+                    show(mode, row)
+                if untiled and row:
+                    print(f"  {size:5d} px {precision:8s} {mode} / untiled: "
+                          f"{row['seconds_per_iteration'] / untiled['seconds_per_iteration']:.2f}x time, "
+                          f"{row['peak_rss'] / untiled['peak_rss']:.2f}x peak RSS; "
+                          f"loss {row['loss']:.5g} / {untiled['loss']:.5g}", flush=True)
 
 
 if __name__ == "__main__":

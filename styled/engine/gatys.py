@@ -159,7 +159,8 @@ def _plan(run: _Run, index: int, layers: tuple[str, ...], reach: int = 0) -> Mem
     plan = plan_scale(size=run.sizes[index], shape=shape, layers=layers,
                       content_layers=spec.content_layers if job.content is not None else (),
                       style_pixels=style_pixels, precision=run.precision, optimizer=spec.optimizer,
-                      history=spec.lbfgs_history, budget=run.budget, tile_size=spec.tile_size, reach=reach)
+                      history=spec.lbfgs_history, budget=run.budget, tile_size=spec.tile_size, reach=reach,
+                      can_keep=run.extractor.can_keep)
     log.debug("memory at %dx%d: about %.2f GB of %.2f GB, %s", shape[1], shape[0], plan.estimate / 1e9,
               plan.budget / 1e9, plan.reason)
     return plan
@@ -302,7 +303,7 @@ def _objective(run: _Run, scale_job: ScaleJob, terms: list[LossTerm], plan: Memo
     if plan.tile is None:
         return compile_loss(run.extractor, terms, scale_job.shape, xla_min_pixels=run.xla_min_pixels)
     return TiledLoss(run.extractor, terms, scale_job.windows(scale_job.shape), on_tile=on_tile, resume=evaluation,
-                     scratch=run.options.scratch, xla_min_pixels=run.xla_min_pixels)
+                     scratch=run.options.scratch, xla_min_pixels=run.xla_min_pixels, keep=plan.keep)
 
 
 def _optimizer_for(run: _Run, plan: MemoryPlan) -> Lbfgs | Adam:

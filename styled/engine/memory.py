@@ -9,7 +9,8 @@ A step of the optimiser holds more image-sized arrays but no activations; the es
 larger of the two moments. ``plan_scale`` keeps the job's optimiser and renders untiled if that
 fits; otherwise it tiles with the grid that costs least time among those that fit; then with fewer
 L-BFGS pairs, then with Adam; and if even Adam with the smallest tile does not fit, it says what
-the job would need. The constants were measured with benchmarks/print_size.py
+the job would need. A tiled plan keeps every tile's activations between the two passes when they
+fit too (``keep``: the second pass then makes no forward pass, styled.engine.objective). The constants were measured with benchmarks/print_size.py
 (docs/print-size.md compares the estimate with the peak RSS).
 """
 
@@ -73,6 +74,9 @@ class MemoryPlan:
     optimizer: str
     history: int
     reason: str
+    #: Tiled: whether the first pass over the tiles keeps their ReLU outputs for the second (counted
+    #: in ``estimate``).
+    keep: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -105,6 +109,18 @@ def activation_bytes(pixels: int, layers: Sequence[str], precision: str) -> int:
     return int(pixels * (per_pixel * DTYPE_BYTES[precision] * TAPE_FACTOR + requested * 4 * 2))
 
 
+def kept_bytes(shape: tuple[int, int], core: tuple[int, int], halo: int, layers: Sequence[str], precision: str) -> int:
+    """What the first pass over a grid's tiles keeps for the second: every tile's ReLU outputs up
+    to the deepest layer, in the compute dtype (halos included; the last tile's are not kept, which
+    this leaves as a margin)."""
+    if not layers:
+        return 0
+    computed = math.prod(side + 2 * halo * (_parts(side, piece) - 1) for side, piece in zip(shape, core))
+    deepest = max(VGG19_CONVS.index("conv" + layer.removeprefix("relu")) for layer in layers)
+    outputs = sum(_channels_per_pixel(relu_name(conv)) for conv in VGG19_CONVS[: deepest + 1])
+    return int(computed * outputs * DTYPE_BYTES[precision])
+
+
 def _channels_per_pixel(layer: str) -> float:
     return VGG_BLOCK_WIDTHS[block_of(layer)] / stride_of(layer) ** 2
 
@@ -131,8 +147,9 @@ def loop_bytes(pixels: int, optimizer: str, history: int, activations: int) -> i
 
 def plan_scale(*, size: int, shape: tuple[int, int], layers: Sequence[str], content_layers: Sequence[str],
                style_pixels: int, precision: str, optimizer: str, history: int, budget: int,
-               tile_size: int | None, reach: int = 0) -> MemoryPlan:
-    """The plan for one scale (see the module's docstring), or MemoryBudgetError saying what it needs."""
+               tile_size: int | None, reach: int = 0, can_keep: bool = True) -> MemoryPlan:
+    """The plan for one scale (see the module's docstring), or MemoryBudgetError saying what it needs.
+    ``can_keep``: whether the network can go back through kept ReLU outputs (average pooling)."""
     halo, alignment = halo_and_alignment(layers, reach)
     pixels = shape[0] * shape[1]
     untiled_fixed = fixed_bytes(shape, content_layers, style_pixels, tiled=False)
@@ -148,15 +165,21 @@ def plan_scale(*, size: int, shape: tuple[int, int], layers: Sequence[str], cont
             if tile_size is None and whole <= budget:
                 return MemoryPlan(size, budget, whole, None, halo, 1, kind, pairs, "untiled" + why)
             room = budget - tiled_fixed - loop_bytes(pixels, kind, pairs, 0)  # for a tile's activations
-            core = forced or _cheapest_grid(shape, halo, alignment, least_core, room + _step_spare(shape, kind),
-                                            layers, precision)
-            if core is not None:
-                need = tiled_fixed + loop_bytes(pixels, kind, pairs, _tile_bytes(shape, core, halo, layers, precision))
+            cores = [forced] if forced else itertools.product(*(_even_cores(side, alignment, least_core)
+                                                                for side in shape))
+            choice = _cheapest_grid(shape, cores, halo, room + _step_spare(shape, kind), layers, precision,
+                                    can_keep, single=bool(forced))
+            if choice is not None:
+                core, keep = choice
+                held = _tile_bytes(shape, core, halo, layers, precision)
+                held += kept_bytes(shape, core, halo, layers, precision) if keep else 0
+                need = tiled_fixed + loop_bytes(pixels, kind, pairs, held)
                 if need <= budget:
                     tiles = _tile_count(shape, core)
                     reason = f"tile_size {tile_size}" if tile_size else "the whole image does not fit max_memory"
+                    kept = "; activations kept between passes" if keep else ""
                     return MemoryPlan(size, budget, need, core, halo, tiles, kind, pairs,
-                                      f"{tiles} tiles: {reason}{why}")
+                                      f"{tiles} tiles: {reason}{why}{kept}", keep)
     least = tiled_fixed + loop_bytes(pixels, "adam", 0, _tile_bytes(shape, forced or (smallest, smallest), halo,
                                                                      layers, precision))
     raise MemoryBudgetError(
@@ -192,23 +215,30 @@ def _step_spare(shape: tuple[int, int], optimizer: str) -> int:
     return (STEP_COPIES[optimizer] - EVALUATION_COPIES[optimizer]) * PIXEL_BYTES * shape[0] * shape[1]
 
 
-def _cheapest_grid(shape: tuple[int, int], halo: int, alignment: int, least_core: int, room: int,
-                   layers: Sequence[str], precision: str) -> tuple[int, int] | None:
-    """The (height, width) of the cores of the grid that costs least time among those whose largest
-    tile's activations fit ``room`` and whose cores are at least ``least_core`` wide (or the whole
-    side). Rows and columns are cut evenly; a grid's time is the pixels its tiles compute, halos
-    included, times 1 + FORWARD_SHARE (n - 1) / n for the forward pass every tile but the last makes
-    twice (styled.engine.objective.TiledLoss)."""
-    best: tuple[float, tuple[int, int]] | None = None
-    for core in itertools.product(*(_even_cores(side, alignment, least_core) for side in shape)):
+def _cheapest_grid(shape: tuple[int, int], cores: Iterable[tuple[int, int]], halo: int, room: int,
+                   layers: Sequence[str], precision: str, can_keep: bool,
+                   single: bool = False) -> tuple[tuple[int, int], bool] | None:
+    """Among grids of ``cores`` (height, width), the one that costs least time whose largest tile's
+    activations (and, keeping, every tile's kept ReLU outputs) fit ``room``, and whether to keep.
+    A grid's time is the pixels its tiles compute, halos included, times 1 + FORWARD_SHARE (n - 1) /
+    n for the forward pass every tile but the last makes twice (styled.engine.objective.TiledLoss)
+    unless the first pass keeps what the second needs. ``single``: a grid of one tile counts too
+    (a forced ``tile_size`` as large as the image)."""
+    best: tuple[float, tuple[int, int], bool] | None = None
+    for core in cores:
         tiles = _tile_count(shape, core)
-        if tiles == 1 or _tile_bytes(shape, core, halo, layers, precision) > room:
+        if tiles == 1 and not single:
             continue
+        activations = _tile_bytes(shape, core, halo, layers, precision)
         computed = math.prod(side + 2 * halo * (_parts(side, piece) - 1) for side, piece in zip(shape, core))
-        cost = computed * (1 + FORWARD_SHARE * (tiles - 1) / tiles)
-        if best is None or cost < best[0]:
-            best = (cost, core)
-    return None if best is None else best[1]
+        kept = kept_bytes(shape, core, halo, layers, precision) if can_keep else 0
+        for keep in (True, False) if kept else (False,):
+            if activations + (kept if keep else 0) > room:
+                continue
+            cost = computed * (1 + (0 if keep else FORWARD_SHARE * (tiles - 1) / tiles))
+            if best is None or cost < best[0]:
+                best = (cost, core, keep)
+    return None if best is None else best[1:]
 
 
 def _even_cores(side: int, alignment: int, least_core: int) -> list[int]:

@@ -6,7 +6,10 @@ is computed in two passes over overlapping tiles: the first adds up each tile's 
 positions; with the totals known, the second differentiates, tile by tile, the surrogate
 Σ ⟨∂L/∂sums, the tile's sums⟩, whose gradient is the tile's exact share of ∂L/∂image. The last
 tile of the first pass takes its share at once (its sums complete the totals inside the same
-traced call), so n tiles cost 2n − 1 forward passes, not 2n, and n backward ones. Cores
+traced call), so n tiles cost 2n − 1 forward passes, not 2n, and n backward ones. When the
+memory plan has room (``MemoryPlan.keep``), the first pass also keeps each tile's ReLU outputs
+(in the compute dtype), and the second goes back through them without a forward pass (``FeatureExtractor.input_gradient``): n forward passes and n backward
+ones, as untiled but for the halos. Cores
 partition the image and a halo as wide as the deepest layer's receptive field makes every core
 activation equal to the whole image's, so the tiled loss and gradient equal the untiled ones up to
 float rounding (docs/print-size.md). Each tile's targets (a content target's core, a mask's tile)
@@ -198,7 +201,7 @@ class TiledLoss:
 
     def __init__(self, extractor: FeatureExtractor, terms: list[LossTerm], windows: Sequence[Window],
                  on_tile: OnTile | None = None, xla_min_pixels: int | None = XLA_MIN_PIXELS,
-                 resume: TilePass | None = None, scratch: Path | None = None):
+                 resume: TilePass | None = None, scratch: Path | None = None, keep: bool = False):
         check_tileable(terms)
         tf.get_logger().addFilter(_RETRACING_FILTER)  # a set: adding it again changes nothing
         self._extractor, self._terms, self._windows = extractor, terms, _largest_last(windows)
@@ -210,25 +213,45 @@ class TiledLoss:
         self._targets = TargetFiles((tuple(term.tiling.targets(window) for term in terms) for window in self._windows),
                                     scratch)
         self._passes: dict[Window, _TilePasses] = {}
+        #: Whether the first pass keeps what the second needs to go back without a forward pass.
+        self.keeps = keep and extractor.can_keep and bool(self._layers)
+        self._kept: dict[int, tuple[tf.Tensor, ...]] = {}
         self._resume = resume
         self._current: _Evaluation | None = None
 
     def __call__(self, image: np.ndarray) -> tuple[float, dict[str, float], np.ndarray]:
         self._current = current = self._start(image)
         last = len(self._windows) - 1
+        self._kept.clear()
         for index in range(current.done, last):
-            self._add_sums(current, self._pass(self._windows[index]).sums(self._tile(image, self._windows[index]),
-                                                                         self._targets[index]))
+            self._add_sums(current, self._first_pass(image, index))
             self._finished_tile(current)
         if current.done == last:
             self._last_tile(current, last)
         total, values, cotangents = self._combine(current.sums)
         for index in range(current.done - len(self._windows), last):  # the second pass: tile k after n + k passes
-            window = self._windows[index]
-            self._add_share(current, window, self._pass(window).share(self._tile(image, window), self._targets[index],
-                                                                      cotangents))
+            self._add_share(current, self._windows[index], self._second_pass(image, index, cotangents))
         self._current = None
         return total, dict(zip(self._names, values)), current.gradient
+
+    def _first_pass(self, image: np.ndarray, index: int) -> list[tuple]:
+        """Tile ``index``'s sums; when keeping, what its second pass needs is kept too."""
+        window = self._windows[index]
+        passes, tile, targets = self._pass(window), self._tile(image, window), self._targets[index]
+        if not self.keeps:
+            return passes.sums(tile, targets)
+        parts, self._kept[index] = passes.keeping(tile, targets)
+        return parts
+
+    def _second_pass(self, image: np.ndarray, index: int, cotangents: list[tuple]) -> tf.Tensor:
+        """Tile ``index``'s share of the gradient: from what its first pass kept, or (not keeping, or
+        resumed from a checkpoint that could not keep it) by a forward and a backward pass."""
+        window = self._windows[index]
+        passes, tile, targets = self._pass(window), self._tile(image, window), self._targets[index]
+        kept = self._kept.pop(index, None)
+        if kept is None:
+            return passes.share(tile, targets, cotangents)
+        return passes.from_kept(tile, targets, cotangents, kept)
 
     @property
     def passes(self) -> int:
@@ -248,7 +271,8 @@ class TiledLoss:
         self._finished_tile(current)
 
     def close(self) -> None:
-        """Remove the targets' files (also done when the object is collected)."""
+        """Remove the targets' files (also done when the object is collected) and what was kept."""
+        self._kept.clear()
         self._targets.close()
 
     def progress(self) -> TilePass | None:
@@ -300,10 +324,25 @@ class TiledLoss:
     def _trace(self, local: Window) -> _TilePasses:
         extractor, terms, weights, layers = self._extractor, self._terms, self._weights, self._layers
 
-        def partials(tile: tf.Tensor, targets: tuple) -> list[tuple]:
-            features = extractor(tile, layers) if layers else {}
+        def of_features(tile: tf.Tensor, features: dict[str, tf.Tensor], targets: tuple) -> list[tuple]:
             return [tuple(term.tiling.partial(tile, {name: features[name] for name in term.layers}, local, goal))
                     for term, goal in zip(terms, targets)]
+
+        def partials(tile: tf.Tensor, targets: tuple) -> list[tuple]:
+            return of_features(tile, extractor(tile, layers) if layers else {}, targets)
+
+        def keeping(tile: tf.Tensor, targets: tuple) -> tuple[list[tuple], tuple]:
+            kept = extractor.keeping(tile, layers)
+            return of_features(tile, extractor.kept_layers(kept, layers), targets), kept
+
+        def from_kept(tile: tf.Tensor, targets: tuple, cotangents: list[tuple], kept: tuple) -> tf.Tensor:
+            features = extractor.kept_layers(kept, layers)
+            with tf.GradientTape() as tape:
+                tape.watch(tile)
+                tape.watch(features)
+                surrogate = _surrogate(of_features(tile, features, targets), cotangents)
+            direct, by_layer = tape.gradient(surrogate, (tile, features), unconnected_gradients="zero")
+            return direct + extractor.input_gradient(tile.shape, kept, by_layer)
 
         def share(tile: tf.Tensor, targets: tuple, cotangents: list[tuple]) -> tf.Tensor:
             with tf.GradientTape() as tape:
@@ -322,7 +361,8 @@ class TiledLoss:
             return sums, tape.gradient(surrogate, tile, unconnected_gradients="zero")
 
         pixels = local.height * local.width
-        return _TilePasses(*(traced(fn, None, pixels, self._xla_min_pixels) for fn in (partials, share, last)))
+        return _TilePasses(*(traced(fn, None, pixels, self._xla_min_pixels)
+                             for fn in (partials, share, last, keeping, from_kept)))
 
 
 def _largest_last(windows: Sequence[Window]) -> tuple[Window, ...]:
@@ -337,11 +377,14 @@ def _largest_last(windows: Sequence[Window]) -> tuple[Window, ...]:
 class _TilePasses:
     """The traced passes over tiles of one geometry: ``sums`` (the first pass), ``share`` (the
     second: the tile's share of the gradient, given ∂L/∂sums) and ``last`` (both at once, for the
-    last tile of the first pass, given the other tiles' sums)."""
+    last tile of the first pass, given the other tiles' sums); ``keeping`` and ``from_kept`` are
+    the first and second pass when the first keeps what the second needs."""
 
     sums: Callable
     share: Callable
     last: Callable
+    keeping: Callable
+    from_kept: Callable
 
 
 def _loss_and_cotangents(terms: Sequence[LossTerm], weights: Sequence[float],

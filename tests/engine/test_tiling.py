@@ -61,9 +61,10 @@ def _terms(tiny_images, tmp_path, size, tile, halo, **spec):
     return extractor, gatys.collect_terms(plugins, scale_job), scale_job
 
 
+@pytest.mark.parametrize("keep", [False, True], ids=["second forward pass", "kept activations"])
 @pytest.mark.parametrize(("size", "tile", "spec"), [(96, 32, SHALLOW), (176, 48, {})],
                          ids=["relu3_1 deepest, 3x3 tiles", "defaults to relu5_1, 80 px halo"])
-def test_tiled_loss_and_gradient_equal_the_untiled_ones(tiny_images, tmp_path, size, tile, spec):
+def test_tiled_loss_and_gradient_equal_the_untiled_ones(tiny_images, tmp_path, size, tile, spec, keep):
     extractor, whole_terms, scale_job = _terms(tiny_images, tmp_path, size, None, 0, tv_weight=5.0, **spec)
     halo, _ = memory.halo_and_alignment(objective.layers_of(whole_terms))
     _, tiled_terms, tiled_job = _terms(tiny_images, tmp_path, size, tile, halo, tv_weight=5.0, **spec)
@@ -72,7 +73,10 @@ def test_tiled_loss_and_gradient_equal_the_untiled_ones(tiny_images, tmp_path, s
     image = np.random.default_rng(1).uniform(0, 1, (*scale_job.shape, 3)).astype(np.float32)
     seen = []
     whole = objective.compile_loss(extractor, whole_terms, scale_job.shape, xla_min_pixels=10**9)(image)
-    tiled = objective.TiledLoss(extractor, tiled_terms, windows, on_tile=lambda done, total: seen.append(done))(image)
+    tiled_loss = objective.TiledLoss(extractor, tiled_terms, windows, on_tile=lambda done, total: seen.append(done),
+                                     keep=keep)
+    assert tiled_loss.keeps == keep
+    tiled = tiled_loss(image)
     assert seen == list(range(1, 2 * len(windows)))
     assert tiled[0] == pytest.approx(whole[0], rel=1e-5)
     assert tiled[1] == pytest.approx(whole[1], rel=1e-4)
@@ -104,10 +108,11 @@ def test_long_range_tiles_exactly_with_a_halo_widened_by_its_reach(tiny_images, 
     assert len(windows) == 9 and "long_range" in [term.name for term in tiled_terms]
     image = np.random.default_rng(4).uniform(0, 1, (*scale_job.shape, 3)).astype(np.float32)
     whole = objective.compile_loss(extractor, whole_terms, scale_job.shape, xla_min_pixels=10**9)(image)
-    tiled = objective.TiledLoss(extractor, tiled_terms, windows)(image)
-    assert tiled[1]["long_range"] == pytest.approx(whole[1]["long_range"], rel=1e-5)
-    assert tiled[0] == pytest.approx(whole[0], rel=1e-5)
-    np.testing.assert_allclose(tiled[2], whole[2], rtol=0, atol=1e-4 * np.abs(whole[2]).max())
+    for keep in (False, True):
+        tiled = objective.TiledLoss(extractor, tiled_terms, windows, keep=keep)(image)
+        assert tiled[1]["long_range"] == pytest.approx(whole[1]["long_range"], rel=1e-5)
+        assert tiled[0] == pytest.approx(whole[0], rel=1e-5)
+        np.testing.assert_allclose(tiled[2], whole[2], rtol=0, atol=1e-4 * np.abs(whole[2]).max())
 
 
 def test_a_tiled_render_with_long_range_is_planned_with_its_reach(tiny_images, tmp_path):
@@ -156,7 +161,7 @@ def _render(tiny_images, tmp_path, **spec):
 def test_a_tiled_render_gives_the_untiled_picture(tiny_images, tmp_path):
     whole = _render(tiny_images, tmp_path)
     tiled = _render(tiny_images, tmp_path, tile_size=32)
-    assert whole.memory[0]["tiles"] == 1 and tiled.memory[0]["tiles"] == 9
+    assert whole.memory[0]["tiles"] == 1 and tiled.memory[0]["tiles"] == 9 and tiled.memory[0]["keep"]
     assert np.abs(tiled.image - whole.image).max() < 1 / 255
     assert tiled.losses["total"] == pytest.approx(whole.losses["total"], rel=1e-3)
 
@@ -198,6 +203,23 @@ def test_the_plan_takes_the_grid_that_computes_least_not_the_widest_square():
     assert plan.tile == (688, 1024) and plan.tiles == 6 and plan.estimate <= 6 * GB
     windows = Window.grid((2048, 2048), plan.tile, plan.halo)
     assert len(windows) == 6 and max(window.shape for window in windows) == (848, 1104)
+
+
+def test_the_plan_keeps_activations_between_passes_where_they_fit_and_counts_them():
+    def plan(budget, precision="bfloat16", can_keep=True):
+        return memory.plan_scale(size=2048, shape=(2048, 2048), layers=("relu1_1", "relu4_2", "relu5_1"),
+                                 content_layers=("relu4_2",), style_pixels=2048 * 2048, precision=precision,
+                                 optimizer="lbfgs", history=20, budget=budget, tile_size=None, can_keep=can_keep)
+
+    tight, roomy = plan(6 * GB), plan(8 * GB)
+    assert tight.tiles > 1 and not tight.keep
+    assert roomy.keep and "kept" in roomy.reason and roomy.estimate <= 8 * GB
+    kept = memory.kept_bytes((2048, 2048), roomy.tile, roomy.halo, ("relu1_1", "relu4_2", "relu5_1"), "bfloat16")
+    assert kept > 1.5 * GB  # every tile's ReLU outputs up to relu5_1: 290 bfloat16 values a pixel, halos included
+    assert roomy.estimate >= kept + memory.BASELINE_BYTES
+    assert not plan(8 * GB, can_keep=False).keep  # max pooling cannot go back through kept outputs
+    # the planner weighs the second forward pass: keeping with more tiles beats fewer tiles without
+    assert plan(12 * GB, precision="float32").keep
 
 
 def _brightness_term(target: float) -> LossTerm:
@@ -285,8 +307,10 @@ def _record_cut_after(passes, extractor, terms, windows, image):
     return interrupted.progress()
 
 
+@pytest.mark.parametrize("keep", [False, True], ids=["second forward pass", "kept activations"])
 @pytest.mark.parametrize("stop_after", [4, 13], ids=["within the first pass", "within the second pass"])
-def test_an_evaluation_resumed_from_its_record_gives_the_same_loss_and_gradient(tiny_images, tmp_path, stop_after):
+def test_an_evaluation_resumed_from_its_record_gives_the_same_loss_and_gradient(tiny_images, tmp_path, stop_after,
+                                                                                keep):
     extractor, terms, scale_job = _terms(tiny_images, tmp_path, 96, 32, 12, **SHALLOW)
     windows = scale_job.windows(scale_job.shape)
     image = np.random.default_rng(2).uniform(0, 1, (*scale_job.shape, 3)).astype(np.float32)
@@ -295,10 +319,13 @@ def test_an_evaluation_resumed_from_its_record_gives_the_same_loss_and_gradient(
     assert record.done == stop_after and (record.gradient is None) == (stop_after < len(windows))
     seen = []
     resumed = objective.TiledLoss(extractor, terms, windows, on_tile=lambda done, total: seen.append(done),
-                                  resume=record)(image)
+                                  resume=record, keep=keep)(image)
     assert seen == list(range(stop_after + 1, 2 * len(windows)))  # only the tile passes not done before
     assert resumed[0] == whole[0] and resumed[1] == whole[1]
-    np.testing.assert_array_equal(resumed[2], whole[2])
+    if keep:  # tiles whose first pass was before the record go back by a second forward pass, the others not
+        np.testing.assert_allclose(resumed[2], whole[2], rtol=0, atol=1e-5 * np.abs(whole[2]).max())
+    else:
+        np.testing.assert_array_equal(resumed[2], whole[2])
 
 
 def test_a_record_of_another_image_or_other_tiles_is_ignored(tiny_images, tmp_path):
