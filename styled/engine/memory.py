@@ -10,8 +10,9 @@ larger of the two moments. ``plan_scale`` keeps the job's optimiser and renders 
 fits; otherwise it tiles with the grid that costs least time among those that fit; then with fewer
 L-BFGS pairs, then with Adam; and if even Adam with the smallest tile does not fit, it says what
 the job would need. A tiled plan keeps every tile's activations between the two passes when they
-fit too (``keep``: the second pass then makes no forward pass, styled.engine.objective). The constants were measured with benchmarks/print_size.py
-(docs/print-size.md compares the estimate with the peak RSS).
+fit too (``keep``: the second pass then makes no forward pass, styled.engine.objective). The
+constants were measured with benchmarks/print_size.py (docs/print-size.md compares the estimate
+with the peak RSS).
 """
 
 from __future__ import annotations

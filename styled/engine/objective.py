@@ -8,8 +8,9 @@ positions; with the totals known, the second differentiates, tile by tile, the s
 tile of the first pass takes its share at once (its sums complete the totals inside the same
 traced call), so n tiles cost 2n − 1 forward passes, not 2n, and n backward ones. When the
 memory plan has room (``MemoryPlan.keep``), the first pass also keeps each tile's ReLU outputs
-(in the compute dtype), and the second goes back through them without a forward pass (``FeatureExtractor.input_gradient``): n forward passes and n backward
-ones, as untiled but for the halos. Cores
+(in the compute dtype), and the second goes back through them without a forward pass
+(``FeatureExtractor.input_gradient``): n forward passes and n backward ones, as untiled but for
+the halos. Cores
 partition the image and a halo as wide as the deepest layer's receptive field makes every core
 activation equal to the whole image's, so the tiled loss and gradient equal the untiled ones up to
 float rounding (docs/print-size.md). Each tile's targets (a content target's core, a mask's tile)
