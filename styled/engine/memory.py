@@ -104,10 +104,8 @@ def activation_bytes(pixels: int, layers: Sequence[str], precision: str) -> int:
     Measured at 1024 and 2048 px in float32: 2.3 GB per megapixel in all, against 2.5 estimated."""
     if not layers:
         return 0
-    deepest = max(VGG19_CONVS.index("conv" + layer.removeprefix("relu")) for layer in layers)
-    per_pixel = sum(_channels_per_pixel(relu_name(conv)) for conv in VGG19_CONVS[: deepest + 1])
     requested = sum(_channels_per_pixel(layer) for layer in set(layers)) if precision != "float32" else 0
-    return int(pixels * (per_pixel * DTYPE_BYTES[precision] * TAPE_FACTOR + requested * 4 * 2))
+    return int(pixels * (_relu_outputs_per_pixel(layers) * DTYPE_BYTES[precision] * TAPE_FACTOR + requested * 4 * 2))
 
 
 def kept_bytes(shape: tuple[int, int], core: tuple[int, int], halo: int, layers: Sequence[str], precision: str) -> int:
@@ -116,10 +114,18 @@ def kept_bytes(shape: tuple[int, int], core: tuple[int, int], halo: int, layers:
     this leaves as a margin)."""
     if not layers:
         return 0
-    computed = math.prod(side + 2 * halo * (_parts(side, piece) - 1) for side, piece in zip(shape, core))
+    return int(_computed_pixels(shape, core, halo) * _relu_outputs_per_pixel(layers) * DTYPE_BYTES[precision])
+
+
+def _relu_outputs_per_pixel(layers: Sequence[str]) -> float:
+    """ReLU output values per image pixel of a pass up to the deepest of ``layers`` (290 to relu5_1)."""
     deepest = max(VGG19_CONVS.index("conv" + layer.removeprefix("relu")) for layer in layers)
-    outputs = sum(_channels_per_pixel(relu_name(conv)) for conv in VGG19_CONVS[: deepest + 1])
-    return int(computed * outputs * DTYPE_BYTES[precision])
+    return sum(_channels_per_pixel(relu_name(conv)) for conv in VGG19_CONVS[: deepest + 1])
+
+
+def _computed_pixels(shape: tuple[int, int], core: tuple[int, int], halo: int) -> int:
+    """The pixels a grid of ``core`` (height, width) cores computes over its tiles, halos included."""
+    return math.prod(side + 2 * halo * (_parts(side, piece) - 1) for side, piece in zip(shape, core))
 
 
 def _channels_per_pixel(layer: str) -> float:
@@ -231,7 +237,7 @@ def _cheapest_grid(shape: tuple[int, int], cores: Iterable[tuple[int, int]], hal
         if tiles == 1 and not single:
             continue
         activations = _tile_bytes(shape, core, halo, layers, precision)
-        computed = math.prod(side + 2 * halo * (_parts(side, piece) - 1) for side, piece in zip(shape, core))
+        computed = _computed_pixels(shape, core, halo)
         kept = kept_bytes(shape, core, halo, layers, precision) if can_keep else 0
         for keep in (True, False) if kept else (False,):
             if activations + (kept if keep else 0) > room:
