@@ -100,6 +100,18 @@ def tiled_grams(job: ScaleJob, image: tf.Tensor, layers: Sequence[str]) -> dict[
     return {name: sums[2 * i] / sums[2 * i + 1] for i, name in enumerate(layers)}
 
 
+def mean_square(job: ScaleJob, image: tf.Tensor, layers: Sequence[str]) -> float:
+    """The mean square of ``image``'s (1, H, W, 3) activations at ``layers``, over all their values
+    (tile by tile when the scale is tiled)."""
+    sums = tiled_sums(job, image, layers, lambda features, window: tuple(
+        part for name in layers for part in _square_sum_and_count(window.core_of(features[name], stride_of(name)))))
+    return float(sum(sums[0::2]) / sum(sums[1::2]))
+
+
+def _square_sum_and_count(values: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    return tf.reduce_sum(tf.square(values)), _count(values)
+
+
 def tiled_sums(job: ScaleJob, image: tf.Tensor, layers: Sequence[str],
                partial: Callable[[Mapping[str, tf.Tensor], Window], tuple]) -> tuple:
     """``partial(features, window)`` over the scale's tiles of ``image`` (1, H, W, 3), added up: the
