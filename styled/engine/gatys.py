@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -91,7 +91,7 @@ def render_gatys(job: Job, plugins: pluggy.PluginManager, options: RenderOptions
                    OPTIMIZERS[spec.optimizer](spec), precision_reason=compute.reason,
                    xla_min_pixels=XLA_MIN_PIXELS if compute.xla else None,
                    budget=spec.max_memory or auto_budget(options.memory_share, device.gpu_index))
-        run.plans = [_first_plan(run, index) for index in range(len(run.sizes))]  # refuse now, not later
+        run.plans = _first_plans(run)  # refuse now, not later
         if any(plan.tile for plan in run.plans):
             check_tileable(collect_terms(plugins, _scale_job(run, 0, run.plans[0])))  # the cheapest scale to ask
         run.last_checkpoint = run.started
@@ -143,16 +143,28 @@ def spec_layers(spec: JobSpec) -> tuple[str, ...]:
     return tuple(sorted({*spec.content_layers, *(name for name, _ in spec.style_layers)}))
 
 
-def _first_plan(run: _Run, index: int) -> MemoryPlan:
-    """Scale ``index``'s plan before the first iteration: the spec's layers, and the widest reach the
+def _first_plans(run: _Run) -> list[MemoryPlan]:
+    """Every scale's plan before the first iteration: the spec's layers, and the widest reach the
     plugins announce for their terms (``tiling_reach``), so that a job that cannot fit is refused
-    now, not at the scale where a plugin's halo no longer fits."""
-    answers = run.plugins.hook.tiling_reach(job=_scale_job(run, index, None))
-    return _plan(run, index, spec_layers(run.job.spec), max((reach for reach in answers if reach), default=0))
+    now, not at the scale where a plugin's halo no longer fits. The top scale is planned first:
+    what TensorFlow takes for a scale's passes stays with the process, so each scale leaves room
+    for the scales after it (styled.engine.memory)."""
+    plans: list[MemoryPlan | None] = [None] * len(run.sizes)
+    for index in reversed(range(len(run.sizes))):
+        answers = run.plugins.hook.tiling_reach(job=_scale_job(run, index, None))
+        reach = max((reach for reach in answers if reach), default=0)
+        plans[index] = _plan(run, index, spec_layers(run.job.spec), reach, plans)
+    return plans
 
 
-def _plan(run: _Run, index: int, layers: tuple[str, ...], reach: int = 0) -> MemoryPlan:
-    """How scale ``index`` fits ``max_memory`` (docs/print-size.md); MemoryBudgetError if it cannot."""
+def _plan(run: _Run, index: int, layers: tuple[str, ...], reach: int = 0,
+          plans: Sequence[MemoryPlan | None] | None = None) -> MemoryPlan:
+    """How scale ``index`` fits ``max_memory`` (docs/print-size.md) beside what the earlier scales of
+    ``plans`` (default: the run's) left with TensorFlow and what the later ones need;
+    MemoryBudgetError if it cannot."""
+    plans = run.plans if plans is None else plans
+    held = max((plan.network for plan in plans[:index] if plan), default=0)
+    later = [plan.rest for plan in plans[index + 1:] if plan]
     job, spec = run.job, run.job.spec
     shape = job.output_shape(run.sizes[index])
     style_pixels = len(job.styles) * style_side(spec, shape) ** 2
@@ -160,7 +172,8 @@ def _plan(run: _Run, index: int, layers: tuple[str, ...], reach: int = 0) -> Mem
                       content_layers=spec.content_layers if job.content is not None else (),
                       style_pixels=style_pixels, precision=run.precision, optimizer=spec.optimizer,
                       history=spec.lbfgs_history, budget=run.budget, tile_size=spec.tile_size, reach=reach,
-                      can_keep=run.extractor.can_keep)
+                      can_keep=run.extractor.can_keep, held=held,
+                      network_cap=run.budget - max(later) if later else None)
     log.debug("memory at %dx%d: about %.2f GB of %.2f GB, %s", shape[1], shape[0], plan.estimate / 1e9,
               plan.budget / 1e9, plan.reason)
     return plan

@@ -5,14 +5,17 @@ untiled, the content targets; tiled, those wait in files, styled.engine.objectiv
 optimiser's state (L-BFGS keeps two image-sized vectors per curvature pair, Adam two in all), the
 image-sized arrays of the loop (the image, its gradient, the best image...) and, while the loss is
 evaluated, the VGG activations of one forward and backward pass over the whole image or one tile.
-A step of the optimiser holds more image-sized arrays but no activations; the estimate is the
-larger of the two moments. ``plan_scale`` keeps the job's optimiser and renders untiled if that
-fits; otherwise it tiles with the grid that costs least time among those that fit; then with fewer
-L-BFGS pairs, then with Adam; and if even Adam with the smallest tile does not fit, it says what
-the job would need. A tiled plan keeps every tile's activations between the two passes when they
-fit too (``keep``: the second pass then makes no forward pass, styled.engine.objective). The
-constants were measured with benchmarks/print_size.py (docs/print-size.md compares the estimate
-with the peak RSS).
+TensorFlow keeps the memory a pass took for the passes after it (measured: RSS stays at a 2048 px
+scale's 5.2 GB after the render, and a 1024 px render after it takes no more), so the activations
+add to the step's arrays rather than giving way to them, and a scale's passes leave their memory to
+every later scale: a scale plans with what earlier scales left (``held``) and keeps its own passes
+within what later scales leave room for (``network_cap``). ``plan_scale`` keeps the job's optimiser
+and renders untiled if that fits; otherwise it tiles with the grid that costs least time among those
+that fit; then with fewer L-BFGS pairs, then with Adam; and if even Adam with the smallest tile does
+not fit, it says what the job would need. A tiled plan keeps every tile's activations between the
+two passes when they fit too (``keep``: the second pass then makes no forward pass,
+styled.engine.objective). The constants were measured with benchmarks/print_size.py
+(docs/print-size.md compares the estimate with the peak RSS).
 """
 
 from __future__ import annotations
@@ -40,12 +43,10 @@ NVIDIA_SMI_SECONDS = 10
 BASELINE_BYTES = 900 * 10**6
 #: A forward and backward pass keeps about two tensors per convolution (its output and the ReLU's).
 TAPE_FACTOR = 2.0
-#: Image-sized float32 arrays alive while the loss is evaluated, besides the optimiser's state:
-#: the image, the gradient being summed, the best image and the content photo; L-BFGS also keeps
-#: the accepted point's image and gradient, and the last gradient until the step.
-EVALUATION_COPIES = {"lbfgs": 7, "adam": 4}
-#: ... and during a step, when the activations are gone: those, the step's scratch, the new point
-#: and its projection; L-BFGS also the direction and the new curvature pair before the oldest goes.
+#: Image-sized float32 arrays alive at most, during a step, besides the optimiser's state: the image,
+#: the gradient, the best image, the content photo, the step's scratch, the new point and its
+#: projection; L-BFGS also the accepted point's image and gradient, the direction and the new
+#: curvature pair before the oldest goes.
 STEP_COPIES = {"lbfgs": 12, "adam": 6}
 PIXEL_BYTES = 3 * 4
 #: A tile's core should be at least this many halos wide: (4 + 2)² / 4² = 2.25x the core's pixels
@@ -78,6 +79,16 @@ class MemoryPlan:
     #: Tiled: whether the first pass over the tiles keeps their ReLU outputs for the second (counted
     #: in ``estimate``).
     keep: bool = False
+    #: What this scale's VGG passes take (the whole image's activations, or the largest tile's and
+    #: any kept outputs), and what earlier scales' passes left with TensorFlow; ``estimate`` counts
+    #: the larger of the two.
+    network: int = 0
+    held: int = 0
+
+    @property
+    def rest(self) -> int:
+        """What the scale needs besides TensorFlow's memory for the passes."""
+        return self.estimate - max(self.network, self.held)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -145,18 +156,20 @@ def fixed_bytes(shape: tuple[int, int], content_layers: Sequence[str], style_pix
 
 
 def loop_bytes(pixels: int, optimizer: str, history: int, activations: int) -> int:
-    """The optimiser's state and the loop's image-sized arrays, at the larger of the two moments:
-    evaluating the loss (with ``activations``) or taking a step (without)."""
-    image = PIXEL_BYTES * pixels
-    copies = max(EVALUATION_COPIES[optimizer] * image + activations, STEP_COPIES[optimizer] * image)
-    return optimizer_bytes(pixels, optimizer, history) + copies
+    """The optimiser's state, the loop's image-sized arrays at a step (when there are most) and the
+    ``activations`` TensorFlow keeps for the passes."""
+    return optimizer_bytes(pixels, optimizer, history) + STEP_COPIES[optimizer] * PIXEL_BYTES * pixels + activations
 
 
 def plan_scale(*, size: int, shape: tuple[int, int], layers: Sequence[str], content_layers: Sequence[str],
                style_pixels: int, precision: str, optimizer: str, history: int, budget: int,
-               tile_size: int | None, reach: int = 0, can_keep: bool = True) -> MemoryPlan:
+               tile_size: int | None, reach: int = 0, can_keep: bool = True, held: int = 0,
+               network_cap: int | None = None) -> MemoryPlan:
     """The plan for one scale (see the module's docstring), or MemoryBudgetError saying what it needs.
-    ``can_keep``: whether the network can go back through kept ReLU outputs (average pooling)."""
+    ``can_keep``: whether the network can go back through kept ReLU outputs (average pooling).
+    ``held``: what earlier scales' passes left with TensorFlow (this scale's passes reuse it);
+    ``network_cap``: the most this scale's passes may take so that later scales still fit."""
+    cap = budget if network_cap is None else network_cap
     halo, alignment = halo_and_alignment(layers, reach)
     pixels = shape[0] * shape[1]
     untiled_fixed = fixed_bytes(shape, content_layers, style_pixels, tiled=False)
@@ -168,27 +181,29 @@ def plan_scale(*, size: int, shape: tuple[int, int], layers: Sequence[str], cont
     for least_core in (EFFICIENT_CORE * halo, smallest):
         for kind, pairs in _optimizer_choices(optimizer, history):
             why = "" if (kind, pairs) == (optimizer, history) else f"; {_fewer(kind, pairs)} to fit max_memory"
-            whole = untiled_fixed + loop_bytes(pixels, kind, pairs, activation_bytes(pixels, layers, precision))
-            if tile_size is None and whole <= budget:
-                return MemoryPlan(size, budget, whole, None, halo, 1, kind, pairs, "untiled" + why)
-            room = budget - tiled_fixed - loop_bytes(pixels, kind, pairs, 0)  # for a tile's activations
+            network = activation_bytes(pixels, layers, precision)
+            whole = untiled_fixed + loop_bytes(pixels, kind, pairs, max(network, held))
+            if tile_size is None and whole <= budget and network <= cap:
+                return MemoryPlan(size, budget, whole, None, halo, 1, kind, pairs, "untiled" + why,
+                                  network=network, held=held)
+            # what a tile's activations (and kept outputs) may take
+            room = min(budget - tiled_fixed - loop_bytes(pixels, kind, pairs, 0), cap)
             cores = [forced] if forced else itertools.product(*(_even_cores(side, alignment, least_core)
                                                                 for side in shape))
-            choice = _cheapest_grid(shape, cores, halo, room + _step_spare(shape, kind), layers, precision,
-                                    can_keep, single=bool(forced))
+            choice = _cheapest_grid(shape, cores, halo, room, layers, precision, can_keep, single=bool(forced))
             if choice is not None:
                 core, keep = choice
-                held = _tile_bytes(shape, core, halo, layers, precision)
-                held += kept_bytes(shape, core, halo, layers, precision) if keep else 0
-                need = tiled_fixed + loop_bytes(pixels, kind, pairs, held)
+                network = _tile_bytes(shape, core, halo, layers, precision)
+                network += kept_bytes(shape, core, halo, layers, precision) if keep else 0
+                need = tiled_fixed + loop_bytes(pixels, kind, pairs, max(network, held))
                 if need <= budget:
                     tiles = _tile_count(shape, core)
                     reason = f"tile_size {tile_size}" if tile_size else "the whole image does not fit max_memory"
                     kept = "; activations kept between passes" if keep else ""
                     return MemoryPlan(size, budget, need, core, halo, tiles, kind, pairs,
-                                      f"{tiles} tiles: {reason}{why}{kept}", keep)
-    least = tiled_fixed + loop_bytes(pixels, "adam", 0, _tile_bytes(shape, forced or (smallest, smallest), halo,
-                                                                     layers, precision))
+                                      f"{tiles} tiles: {reason}{why}{kept}", keep, network, held)
+    least = tiled_fixed + loop_bytes(pixels, "adam", 0, max(held, _tile_bytes(
+        shape, forced or (smallest, smallest), halo, layers, precision)))
     raise MemoryBudgetError(
         f"a {shape[1]}x{shape[0]} scale needs about {least / GB:.1f} GB even tiled with Adam, "
         f"and max_memory allows {budget / GB:.1f} GB",
@@ -215,11 +230,6 @@ def _tile_bytes(shape: tuple[int, int], core: tuple[int, int], halo: int, layers
     """The activations of the largest tile of a grid of ``core`` (height, width) cores."""
     sides = [min(side, piece + halo * min(2, _parts(side, piece) - 1)) for side, piece in zip(shape, core)]
     return activation_bytes(sides[0] * sides[1], layers, precision)
-
-
-def _step_spare(shape: tuple[int, int], optimizer: str) -> int:
-    """What a step holds beyond an evaluation's image-sized arrays, free for a tile's activations."""
-    return (STEP_COPIES[optimizer] - EVALUATION_COPIES[optimizer]) * PIXEL_BYTES * shape[0] * shape[1]
 
 
 def _cheapest_grid(shape: tuple[int, int], cores: Iterable[tuple[int, int]], halo: int, room: int,
