@@ -176,16 +176,16 @@ def plan_scale(*, size: int, shape: tuple[int, int], layers: Sequence[str], cont
     tiled_fixed = fixed_bytes(shape, content_layers, style_pixels, tiled=True)
     smallest = _core(max(alignment, min(halo, max(shape))), alignment)
     forced = (_core(tile_size, alignment),) * 2 if tile_size else None  # square cores of tile_size
+    untiled_network = activation_bytes(pixels, layers, precision)
     # First only tiles whose halo costs little (a core of EFFICIENT_CORE halos: 1.56x the pixels),
     # dropping L-BFGS pairs before shrinking tiles further; then any tile down to one halo wide.
     for least_core in (EFFICIENT_CORE * halo, smallest):
         for kind, pairs in _optimizer_choices(optimizer, history):
             why = "" if (kind, pairs) == (optimizer, history) else f"; {_fewer(kind, pairs)} to fit max_memory"
-            network = activation_bytes(pixels, layers, precision)
-            whole = untiled_fixed + loop_bytes(pixels, kind, pairs, max(network, held))
-            if tile_size is None and whole <= budget and network <= cap:
+            whole = untiled_fixed + loop_bytes(pixels, kind, pairs, max(untiled_network, held))
+            if tile_size is None and whole <= budget and untiled_network <= cap:
                 return MemoryPlan(size, budget, whole, None, halo, 1, kind, pairs, "untiled" + why,
-                                  network=network, held=held)
+                                  network=untiled_network, held=held)
             # what a tile's activations (and kept outputs) may take
             room = min(budget - tiled_fixed - loop_bytes(pixels, kind, pairs, 0), cap)
             cores = [forced] if forced else itertools.product(*(_even_cores(side, alignment, least_core)
