@@ -145,9 +145,9 @@ def test_hook_prepare_job_can_refuse_the_job(pm, registered, job):
 
 
 def test_hook_tiling_reach(pm, registered, job):
-    """Every scale is asked before the first iteration, untiled as yet, and the widest answer widens
-    that scale's first memory plan: a render stopped at once reports the final scale's plan as made
-    then."""
+    """Every scale is asked before the first iteration, untiled as yet and the top scale first (its
+    plan bounds the others'), and the widest answer widens that scale's first memory plan: a render
+    stopped at once reports the final scale's plan as made then."""
     from styled.engine import memory
     from styled.engine.gatys import spec_layers
     from styled.engine.types import RenderOptions
@@ -163,7 +163,7 @@ def test_hook_tiling_reach(pm, registered, job):
     registered(Pairs())
     spec = {"size": 48, "scales": 2, "scale_start": 32, "tile_size": 32}
     stopped = render(job(**spec), pm, options=RenderOptions(should_stop=lambda: True))
-    assert asked[:2] == [(0, (24, 32), None), (1, (36, 48), None)]
+    assert asked[:2] == [(1, (36, 48), None), (0, (24, 32), None)]
     layers = spec_layers(job(**spec).spec)
     assert stopped.memory[1]["halo"] == memory.halo_and_alignment(layers, 40)[0] > memory.halo_and_alignment(layers)[0]
 
