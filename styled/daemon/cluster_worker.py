@@ -70,6 +70,7 @@ class StyledWorker(WorkerPlugin):
 
     def __init__(self, config: DaemonConfig, threads: int | None, memory_share: float):
         self.config, self.threads, self.memory_share = config, threads, memory_share
+        self.held_memory = 0  # what this process's renders left with TensorFlow
 
     def setup(self, worker: Any) -> None:
         from styled.daemon.warmup import load_engine, measure_precisions
@@ -101,7 +102,11 @@ class StyledWorker(WorkerPlugin):
                                     board=StatusBoard(), count=lambda outcome: None, memory_share=self.memory_share)
             runner = StagingRunner(context, default_device(state), self.address)
             runner.backbones = self.backbones  # the weights stay loaded between jobs
-            return runner.run(work)
+            runner.held_memory = self.held_memory  # and so does what TensorFlow took for them
+            try:
+                return runner.run(work)
+            finally:
+                self.held_memory = runner.held_memory
 
 
 def render_claimed(work_path: str) -> str:

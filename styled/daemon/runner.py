@@ -149,6 +149,8 @@ class JobRunner:
 
     def __init__(self, context: RunnerContext, device: str, worker: str):
         self.context, self.device, self.worker = context, device, worker
+        #: What this worker's renders left with TensorFlow, for the next render's memory plan.
+        self.held_memory = 0
 
     @functools.cached_property
     def backbones(self) -> Callable[..., Any]:
@@ -296,6 +298,7 @@ DELIVERED, FAILED, INTERRUPTED, SKIPPED or ABANDONED."""
             log.info("preview %s -> %s", job.name, work.preview_path)
 
     def _render(self, work: WorkJob, state: JobState, prepared: Prepared) -> Result | ClipResult:
+        from styled.engine.memory import largest_network
         from styled.engine.render import render
         from styled.plugins.manager import make_plugin_manager
 
@@ -316,13 +319,16 @@ DELIVERED, FAILED, INTERRUPTED, SKIPPED or ABANDONED."""
                                 checkpoint_seconds=config.checkpoint_seconds,
                                 should_stop=lambda: self.context.stop.is_set() or is_cancel_pending(work),
                                 resume=resume, backbones=self.backbones,
-                                memory_share=self.context.memory_share, scratch=work.path)
+                                memory_share=self.context.memory_share, scratch=work.path,
+                                held_memory=self.held_memory)
         try:
             if prepared.clip is not None:
                 from styled.video.render import render_clip
 
                 return render_clip(prepared.clip, make_plugin_manager(config.plugins_dir), _frame_store(work), options)
-            return render(job, make_plugin_manager(config.plugins_dir), options)
+            result = render(job, make_plugin_manager(config.plugins_dir), options)
+            self.held_memory = max(self.held_memory, largest_network(result.memory))
+            return result
         finally:
             self.context.board.set(self.worker, None)
 

@@ -33,6 +33,7 @@ from styled.engine.types import (
     ScaleJob,
     TilePass,
 )
+from styled.errors import MemoryBudgetError
 from styled.io import images
 from styled.nets.devices import Device, resolve_device
 from styled.nets.precision import resolve_compute
@@ -63,6 +64,8 @@ class _Run:
     #: was measured slower on this device: styled.nets.precision).
     xla_min_pixels: int | None = None
     budget: int = 0
+    #: What earlier renders in this process left with TensorFlow (``RenderOptions.held_memory``).
+    held_before: int = 0
     plans: list[MemoryPlan] = field(default_factory=list)
     history: list[dict[str, float]] = field(default_factory=list)
     elapsed_before: float = 0.0
@@ -90,7 +93,8 @@ def render_gatys(job: Job, plugins: pluggy.PluginManager, options: RenderOptions
         run = _Run(job, plugins, options, device, compute.precision, extractor, time.monotonic(),
                    OPTIMIZERS[spec.optimizer](spec), precision_reason=compute.reason,
                    xla_min_pixels=XLA_MIN_PIXELS if compute.xla else None,
-                   budget=spec.max_memory or auto_budget(options.memory_share, device.gpu_index))
+                   budget=spec.max_memory or auto_budget(options.memory_share, device.gpu_index),
+                   held_before=options.held_memory)
         run.plans = _first_plans(run)  # refuse now, not later
         if any(plan.tile for plan in run.plans):
             check_tileable(collect_terms(plugins, _scale_job(run, 0, run.plans[0])))  # the cheapest scale to ask
@@ -149,11 +153,24 @@ def _first_plans(run: _Run) -> list[MemoryPlan]:
     now, not at the scale where a plugin's halo no longer fits. The top scale is planned first:
     what TensorFlow takes for a scale's passes stays with the process, so each scale leaves room
     for the scales after it (styled.engine.memory)."""
+    reaches = [max((reach for reach in run.plugins.hook.tiling_reach(job=_scale_job(run, index, None)) if reach),
+                   default=0) for index in range(len(run.sizes))]
+    try:
+        return _plans_from_top(run, reaches)
+    except MemoryBudgetError:
+        if not run.held_before:
+            raise
+    log.warning("max_memory (%.1f GB) would hold this job in a fresh process but not beside the %.1f GB that "
+                "earlier renders left with TensorFlow here; planned as if they had not, so it may take more: "
+                "restart the daemon to give that memory back", run.budget / 1e9, run.held_before / 1e9)
+    run.held_before = 0
+    return _plans_from_top(run, reaches)
+
+
+def _plans_from_top(run: _Run, reaches: Sequence[int]) -> list[MemoryPlan]:
     plans: list[MemoryPlan | None] = [None] * len(run.sizes)
     for index in reversed(range(len(run.sizes))):
-        answers = run.plugins.hook.tiling_reach(job=_scale_job(run, index, None))
-        reach = max((reach for reach in answers if reach), default=0)
-        plans[index] = _plan(run, index, spec_layers(run.job.spec), reach, plans)
+        plans[index] = _plan(run, index, spec_layers(run.job.spec), reaches[index], plans)
     return plans
 
 
@@ -163,7 +180,7 @@ def _plan(run: _Run, index: int, layers: tuple[str, ...], reach: int = 0,
     ``plans`` (default: the run's) left with TensorFlow and what the later ones need;
     MemoryBudgetError if it cannot."""
     plans = run.plans if plans is None else plans
-    held = max((plan.network for plan in plans[:index] if plan), default=0)
+    held = max([run.held_before, *(plan.network for plan in plans[:index] if plan)])
     later = [plan.rest for plan in plans[index + 1:] if plan]
     job, spec = run.job, run.job.spec
     shape = job.output_shape(run.sizes[index])

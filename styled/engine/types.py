@@ -398,3 +398,6 @@ class RenderOptions:
     memory_share: float = 1.0
     #: Where a tiled render keeps its tiles' targets between passes (None: the system's temporary folder).
     scratch: Path | None = None
+    #: Bytes that earlier renders in this process left with TensorFlow (a long-running caller passes
+    #: ``styled.engine.memory.largest_network`` of their reports), planned for like an earlier scale's.
+    held_memory: int = 0

@@ -64,6 +64,7 @@ def test_a_job_rendered_on_a_cluster_worker_is_delivered_with_the_files_of_a_loc
     for folder in (local_dir, cluster_dir):
         folder.mkdir()
         write_job_folder(folder / "inbox", "photo", QUICK_SPEC)
+        write_job_folder(folder / "inbox", "larger", {**QUICK_SPEC, "size": 48})
     with DaemonProcess(write_config(local_dir), "--once") as daemon:
         assert daemon.wait() == 0, daemon.log()[-3000:]
     with DaemonProcess(cluster_config(cluster_dir), "--once") as daemon:
@@ -81,6 +82,10 @@ def test_a_job_rendered_on_a_cluster_worker_is_delivered_with_the_files_of_a_loc
     assert "submitted photo to the cluster as styled-" in log and "rendered by tcp://" in log
     assert folders(cluster_dir / "work") == [] and folders(cluster_dir / "failed") == []
     assert not (cluster_dir / "work" / ".cluster.json").exists(), "the status file goes with the daemon"
+    for outbox in (local_dir / "outbox", cluster_dir / "outbox"):  # one worker: the second job plans for the first
+        first, second = sorted((read_json(path) for path in outbox.glob("*/report.json")),
+                               key=lambda report: report["job"]["finished"])
+        assert first["memory"][0]["held"] == 0 and second["memory"][0]["held"] == first["memory"][0]["network"]
 
 
 def test_a_worker_killed_mid_job_hands_it_to_another_worker_which_resumes_and_delivers_once(tmp_path):

@@ -431,3 +431,18 @@ def test_a_tiled_job_is_delivered_with_its_memory_plan(tmp_path):
     report = read_json(outbox / "print" / "report.json")
     assert report["memory"][0]["tiles"] > 1 and report["memory"][0]["tile"] == [32, 32]
     assert report["memory"][0]["budget"] > 0 and report["memory"][0]["estimate"] > 0
+
+
+def test_a_job_is_planned_with_what_the_workers_earlier_jobs_left_with_tensorflow(tmp_path):
+    config_path = write_config(tmp_path)
+    inbox, outbox = tmp_path / "inbox", tmp_path / "outbox"
+    with daemon_thread(config_path):
+        write_job_folder(inbox, "large", {"content": "photo.png", "style": "style.png", "size": 96, "scales": 1,
+                                          "iterations": 2})
+        wait_for(delivered(outbox, 1), what="the first delivery")
+        write_job_folder(inbox, "small", {"content": "photo.png", "style": "style.png", "size": 32, "scales": 1,
+                                          "iterations": 2})
+        wait_for(delivered(outbox, 2), what="the second delivery")
+    large = read_json(outbox / "large" / "report.json")["memory"]
+    small = read_json(outbox / "small" / "report.json")["memory"]
+    assert large[0]["held"] == 0 and small[0]["held"] == large[0]["network"] > small[0]["network"]

@@ -10,7 +10,7 @@ from styled import render
 from styled.engine import gatys, memory, objective
 from styled.engine.job import load_job, relative_to
 from styled.engine.spec import build_job_spec
-from styled.engine.types import LossTerm, ScaleJob, Tiling, Window
+from styled.engine.types import LossTerm, RenderOptions, ScaleJob, Tiling, Window
 from styled.errors import MemoryBudgetError
 from styled.nets.vgg import FeatureExtractor
 from styled.nets.weights import load_backbone
@@ -152,10 +152,10 @@ def test_a_term_that_cannot_tile_is_refused_by_name_in_a_tiled_job():
         objective.TiledLoss(None, [tiled, whole_only], Window.grid((64, 64), 32, 1))
 
 
-def _render(tiny_images, tmp_path, **spec):
+def _render(tiny_images, tmp_path, options=None, **spec):
     data = {"content": str(tiny_images["content"]), "style": str(tiny_images["style"]), "size": 96, "scales": 1,
             "iterations": 6, "seed": 3, "precision": "float32", **SHALLOW, **spec}
-    return render(load_job(build_job_spec(data), relative_to(tmp_path)))
+    return render(load_job(build_job_spec(data), relative_to(tmp_path)), options=options)
 
 
 def test_a_tiled_render_gives_the_untiled_picture(tiny_images, tmp_path):
@@ -253,6 +253,22 @@ def test_a_renders_scales_plan_with_what_the_earlier_ones_left_and_leave_room_fo
         assert plan["estimate"] <= plan["budget"]
         for later in plans[index + 1:]:
             assert plan["network"] + later["estimate"] - max(later["network"], later["held"]) <= plan["budget"]
+
+
+def test_what_earlier_renders_in_the_process_left_is_planned_for_and_never_refuses_a_job(tiny_images, tmp_path,
+                                                                                         caplog):
+    alone = _render(tiny_images, tmp_path, scales=2, iterations=2)
+    held = memory.largest_network(alone.memory) + GB
+    assert held - GB == max(plan["network"] for plan in alone.memory) > 0
+    after = _render(tiny_images, tmp_path, scales=2, iterations=2, options=RenderOptions(held_memory=held))
+    for plan, fresh in zip(after.memory, alone.memory):
+        assert plan["held"] == held and plan["estimate"] == fresh["estimate"] - fresh["network"] + held
+    # a budget the job fits in a fresh process, but not beside that: planned as if fresh, with a warning
+    budget = max(plan["estimate"] for plan in alone.memory)
+    after = _render(tiny_images, tmp_path, scales=2, iterations=2, max_memory=budget,
+                    options=RenderOptions(held_memory=held))
+    assert [plan["held"] for plan in after.memory] == [plan["held"] for plan in alone.memory]
+    assert "earlier renders left with TensorFlow" in caplog.text and "restart the daemon" in caplog.text
 
 
 def _brightness_term(target: float) -> LossTerm:
