@@ -10,10 +10,11 @@ scale's 5.2 GB after the render, and a 1024 px render after it takes no more), s
 add to the step's arrays rather than giving way to them, and a scale's passes leave their memory to
 every later scale: a scale plans with what earlier scales, and earlier renders in the same process
 (``RenderOptions.held_memory``), left (``held``) and keeps its own passes
-within what later scales leave room for (``network_cap``). ``plan_scale`` keeps the job's optimiser
-and renders untiled if that fits; otherwise it tiles with the grid that costs least time among those
-that fit; then with fewer L-BFGS pairs, then with Adam; and if even Adam with the smallest tile does
-not fit, it says what the job would need. A tiled plan keeps every tile's activations between the
+within what later scales leave room for (``network_cap``). ``plan_scale`` renders untiled if that
+fits with the job's L-BFGS pairs or with 10 (``PAIRS_BEFORE_TILES``); otherwise it tiles with the
+grid that costs least time among those that fit with either (the job's pairs on a tie); then with
+fewer L-BFGS pairs, then with Adam; and if even Adam with the smallest tile does not fit, it says
+what the job would need. A tiled plan keeps every tile's activations between the
 two passes when they fit too (``keep``: the second pass then makes no forward pass,
 styled.engine.objective). The constants were measured with benchmarks/print_size.py
 (docs/print-size.md compares the estimate with the peak RSS).
@@ -60,6 +61,10 @@ FORWARD_SHARE = 0.4
 MAX_PARTS = 128
 #: L-BFGS pairs to try, after the job's own, before falling back to Adam.
 FEWER_PAIRS = (10, 5, 3)
+#: Down to this many L-BFGS pairs, fewer pairs are weighed against tiles by time alone: 10 pairs
+#: reached as low a loss as 20 over the first 100 iterations (docs/performance.md, "L-BFGS
+#: memory"), while a tiled iteration costs 1.16-1.5 times an untiled one, more with more tiles.
+PAIRS_BEFORE_TILES = 10
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 GB = 10**9
 
@@ -187,28 +192,36 @@ def plan_scale(*, size: int, shape: tuple[int, int], layers: Sequence[str], cont
     # First only tiles whose halo costs little (a core of EFFICIENT_CORE halos: 1.56x the pixels),
     # dropping L-BFGS pairs before shrinking tiles further; then any tile down to one halo wide.
     for least_core in (EFFICIENT_CORE * halo, smallest):
-        for kind, pairs in _optimizer_choices(optimizer, history):
-            why = "" if (kind, pairs) == (optimizer, history) else f"; {_fewer(kind, pairs)} to fit max_memory"
-            whole = untiled_fixed + loop_bytes(pixels, kind, pairs, max(untiled_network, held))
-            if tile_size is None and whole <= budget and untiled_network <= cap:
-                return MemoryPlan(size, budget, whole, None, halo, 1, kind, pairs, "untiled" + why,
-                                  network=untiled_network, held=held)
-            # what a tile's activations (and kept outputs) may take
-            room = min(budget - tiled_fixed - loop_bytes(pixels, kind, pairs, 0), cap)
-            cores = [forced] if forced else itertools.product(*(_even_cores(side, alignment, least_core)
-                                                                for side in shape))
-            choice = _cheapest_grid(shape, cores, halo, room, layers, precision, can_keep, single=bool(forced))
-            if choice is not None:
-                core, keep = choice
+        for choices in _optimizer_groups(optimizer, history):
+            for kind, pairs in choices:
+                whole = untiled_fixed + loop_bytes(pixels, kind, pairs, max(untiled_network, held))
+                if tile_size is None and whole <= budget and untiled_network <= cap:
+                    return MemoryPlan(size, budget, whole, None, halo, 1, kind, pairs,
+                                      "untiled" + _why(kind, pairs, optimizer, history), network=untiled_network,
+                                      held=held)
+            fits = []
+            for order, (kind, pairs) in enumerate(choices):
+                # what a tile's activations (and kept outputs) may take
+                room = min(budget - tiled_fixed - loop_bytes(pixels, kind, pairs, 0), cap)
+                cores = [forced] if forced else itertools.product(*(_even_cores(side, alignment, least_core)
+                                                                    for side in shape))
+                choice = _cheapest_grid(shape, cores, halo, room, layers, precision, can_keep, single=bool(forced))
+                if choice is None:
+                    continue
+                cost, core, keep = choice
                 network = _tile_bytes(shape, core, halo, layers, precision)
                 network += kept_bytes(shape, core, halo, layers, precision) if keep else 0
                 need = tiled_fixed + loop_bytes(pixels, kind, pairs, max(network, held))
                 if need <= budget:
-                    tiles = _tile_count(shape, core)
-                    reason = f"tile_size {tile_size}" if tile_size else "the whole image does not fit max_memory"
-                    kept = "; activations kept between passes" if keep else ""
-                    return MemoryPlan(size, budget, need, core, halo, tiles, kind, pairs,
-                                      f"{tiles} tiles: {reason}{why}{kept}", keep, network, held)
+                    fits.append((cost, order, kind, pairs, core, keep, network, need))
+            if fits:
+                _, _, kind, pairs, core, keep, network, need = min(fits)
+                tiles = _tile_count(shape, core)
+                reason = f"tile_size {tile_size}" if tile_size else "the whole image does not fit max_memory"
+                kept = "; activations kept between passes" if keep else ""
+                return MemoryPlan(size, budget, need, core, halo, tiles, kind, pairs,
+                                  f"{tiles} tiles: {reason}{_why(kind, pairs, optimizer, history)}{kept}",
+                                  keep, network, held)
     least = tiled_fixed + loop_bytes(pixels, "adam", 0, max(held, _tile_bytes(
         shape, forced or (smallest, smallest), halo, layers, precision)))
     raise MemoryBudgetError(
@@ -218,10 +231,18 @@ def plan_scale(*, size: int, shape: tuple[int, int], layers: Sequence[str], cont
     )
 
 
-def _optimizer_choices(optimizer: str, history: int) -> list[tuple[str, int]]:
+def _optimizer_groups(optimizer: str, history: int) -> list[list[tuple[str, int]]]:
+    """The optimisers to try, in groups: within a group, untiled comes first, then the grid that
+    costs least time whatever its pairs (the more pairs on a tie); later groups only if none fits."""
     if optimizer == "adam":
-        return [("adam", 0)]
-    return [("lbfgs", history)] + [("lbfgs", pairs) for pairs in FEWER_PAIRS if pairs < history] + [("adam", 0)]
+        return [[("adam", 0)]]
+    fewer = [pairs for pairs in FEWER_PAIRS if pairs < history]
+    first = [("lbfgs", history)] + [("lbfgs", pairs) for pairs in fewer if pairs >= PAIRS_BEFORE_TILES]
+    return [first] + [[("lbfgs", pairs)] for pairs in fewer if pairs < PAIRS_BEFORE_TILES] + [[("adam", 0)]]
+
+
+def _why(kind: str, pairs: int, optimizer: str, history: int) -> str:
+    return "" if (kind, pairs) == (optimizer, history) else f"; {_fewer(kind, pairs)} to fit max_memory"
 
 
 def _fewer(kind: str, pairs: int) -> str:
@@ -241,9 +262,10 @@ def _tile_bytes(shape: tuple[int, int], core: tuple[int, int], halo: int, layers
 
 def _cheapest_grid(shape: tuple[int, int], cores: Iterable[tuple[int, int]], halo: int, room: int,
                    layers: Sequence[str], precision: str, can_keep: bool,
-                   single: bool = False) -> tuple[tuple[int, int], bool] | None:
+                   single: bool = False) -> tuple[float, tuple[int, int], bool] | None:
     """Among grids of ``cores`` (height, width), the one that costs least time whose largest tile's
-    activations (and, keeping, every tile's kept ReLU outputs) fit ``room``, and whether to keep.
+    activations (and, keeping, every tile's kept ReLU outputs) fit ``room``: its time, core and
+    whether to keep.
     A grid's time is the pixels its tiles compute, halos included, times 1 + FORWARD_SHARE (n - 1) /
     n for the forward pass every tile but the last makes twice (styled.engine.objective.TiledLoss)
     unless the first pass keeps what the second needs. ``single``: a grid of one tile counts too
@@ -262,7 +284,7 @@ def _cheapest_grid(shape: tuple[int, int], cores: Iterable[tuple[int, int]], hal
             cost = computed * (1 + (0 if keep else FORWARD_SHARE * (tiles - 1) / tiles))
             if best is None or cost < best[0]:
                 best = (cost, core, keep)
-    return None if best is None else best[1:]
+    return best
 
 
 def _even_cores(side: int, alignment: int, least_core: int) -> list[int]:

@@ -182,13 +182,17 @@ def _plan(budget, size=4096, history=20, tile_size=None):
                              optimizer="lbfgs", history=history, budget=budget, tile_size=tile_size)
 
 
-def test_the_plan_tiles_then_drops_pairs_then_takes_adam_as_the_budget_shrinks():
-    roomy, tiled, fewer, adam = _plan(200 * GB), _plan(16 * GB), _plan(8 * GB), _plan(4 * GB)
+def test_the_plan_weighs_pairs_down_to_ten_against_tiles_then_drops_more_then_takes_adam(monkeypatch):
+    roomy, tiled, fewer, adam = _plan(200 * GB), _plan(32 * GB), _plan(8 * GB), _plan(4 * GB)
     assert (roomy.tile, roomy.history) == (None, 20)
-    assert tiled.tile is not None and tiled.history == 20 and tiled.estimate <= 16 * GB
-    assert fewer.optimizer == "lbfgs" and fewer.history < 20 and "pairs to fit" in fewer.reason
+    assert tiled.tiles == 2 and tiled.history == 20 and tiled.estimate <= 32 * GB  # 10 pairs would save no tile
+    traded = _plan(16 * GB)  # 10 pairs cost less time than the tiles that 20 would need
+    assert traded.history == memory.PAIRS_BEFORE_TILES == 10 and "10 L-BFGS pairs to fit" in traded.reason
+    monkeypatch.setattr(memory, "PAIRS_BEFORE_TILES", 20)
+    assert _plan(16 * GB).history == 20 and _plan(16 * GB).tiles > traded.tiles
+    assert fewer.optimizer == "lbfgs" and fewer.history < 10 and "pairs to fit" in fewer.reason
     assert adam.optimizer == "adam" and "Adam" in adam.reason
-    for plan in (tiled, fewer, adam):  # cores on the 16-pixel grid, and no tiny tiles
+    for plan in (tiled, traded, fewer, adam):  # cores on the 16-pixel grid, and no tiny tiles
         assert all(side % 16 == 0 and side >= 4 * 80 for side in plan.tile)
     widest = _plan(10 * GB, size=8192)  # the content targets wait in files; Adam holds two image copies
     assert widest.optimizer == "adam" and widest.estimate <= 10 * GB and widest.tiles <= 144
@@ -197,10 +201,10 @@ def test_the_plan_tiles_then_drops_pairs_then_takes_adam_as_the_budget_shrinks()
 
 
 def test_the_plan_takes_the_grid_that_computes_least_not_the_widest_square():
-    # 6 GB at 2048 x 2048: squares of 912 px (3 x 3 tiles, the middle one 1072 px a side) fit, but
-    # 3 rows of 2 tiles (cores 688 x 1024) fit too, compute 7 % fewer pixels and make fewer passes
-    plan = _plan(6 * GB, size=2048)
-    assert plan.tile == (688, 1024) and plan.tiles == 6 and plan.estimate <= 6 * GB
+    # 5 GB at 2048 x 2048 with 10 pairs: squares of 688 px (3 x 3 tiles) fit, but 3 rows of 2 tiles
+    # (cores 688 x 1024) fit too, compute 7 % fewer pixels and make fewer passes
+    plan = _plan(5 * GB, size=2048, history=10)
+    assert plan.tile == (688, 1024) and plan.tiles == 6 and plan.estimate <= 5 * GB
     windows = Window.grid((2048, 2048), plan.tile, plan.halo)
     assert len(windows) == 6 and max(window.shape for window in windows) == (848, 1104)
 
