@@ -153,8 +153,10 @@ def _first_plans(run: _Run) -> list[MemoryPlan]:
     now, not at the scale where a plugin's halo no longer fits. The top scale is planned first:
     what TensorFlow takes for a scale's passes stays with the process, so each scale leaves room
     for the scales after it (styled.engine.memory)."""
-    reaches = [max((reach for reach in run.plugins.hook.tiling_reach(job=_scale_job(run, index, None)) if reach),
-                   default=0) for index in range(len(run.sizes))]
+    reaches = [0] * len(run.sizes)
+    for index in reversed(range(len(run.sizes))):  # the top scale first, as it is planned
+        answers = run.plugins.hook.tiling_reach(job=_scale_job(run, index, None))
+        reaches[index] = max((reach for reach in answers if reach), default=0)
     try:
         return _plans_from_top(run, reaches)
     except MemoryBudgetError:
