@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from engine_support import scale_terms
 
 from styled import render
-from styled.engine import gatys, memory, objective
+from styled.engine import memory, objective
 from styled.engine.job import load_job, relative_to
 from styled.engine.spec import build_job_spec
-from styled.engine.types import LossTerm, RenderOptions, ScaleJob, Tiling, Window
+from styled.engine.types import LossTerm, RenderOptions, Tiling, Window
 from styled.errors import MemoryBudgetError
 from styled.nets.vgg import FeatureExtractor
 from styled.nets.weights import load_backbone
-from styled.plugins import make_plugin_manager, validate_job
 
 #: Layers no deeper than relu3_1 need a 12-pixel halo, so 96 px images hold interior tiles.
 SHALLOW = {"content_layers": ["relu3_1"], "style_layers": ["relu1_1", "relu2_1", "relu3_1"]}
@@ -46,28 +46,13 @@ def test_the_halo_is_the_deepest_layers_receptive_radius_rounded_to_its_stride()
     assert memory.halo_and_alignment([]) == (1, 1)
 
 
-def _terms(tiny_images, tmp_path, size, tile, halo, **spec):
-    import tensorflow as tf
-
-    job_spec = build_job_spec({"content": str(tiny_images["content"]), "style": str(tiny_images["style"]),
-                               "size": size, **spec})
-    plugins = make_plugin_manager()
-    job = validate_job(plugins, load_job(job_spec, relative_to(tmp_path)))
-    extractor = FeatureExtractor(load_backbone("vgg19"), "avg", tf.float32)
-    height, width = job.output_shape(size)
-    content = tf.image.resize(tf.constant(job.content.pixels[None]), (height, width))
-    styles = (tf.image.resize(tf.constant(job.styles[0].pixels[None]), (height, width)),)
-    scale_job = ScaleJob(job, content, styles, (1.0,), 0, 1, extractor, tile, halo)
-    return extractor, gatys.collect_terms(plugins, scale_job), scale_job
-
-
 @pytest.mark.parametrize("keep", [False, True], ids=["second forward pass", "kept activations"])
 @pytest.mark.parametrize(("size", "tile", "spec"), [(96, 32, SHALLOW), (176, 48, {})],
                          ids=["relu3_1 deepest, 3x3 tiles", "defaults to relu5_1, 80 px halo"])
 def test_tiled_loss_and_gradient_equal_the_untiled_ones(tiny_images, tmp_path, size, tile, spec, keep):
-    extractor, whole_terms, scale_job = _terms(tiny_images, tmp_path, size, None, 0, tv_weight=5.0, **spec)
+    extractor, whole_terms, scale_job = scale_terms(tiny_images, tmp_path, size, None, 0, tv_weight=5.0, **spec)
     halo, _ = memory.halo_and_alignment(objective.layers_of(whole_terms))
-    _, tiled_terms, tiled_job = _terms(tiny_images, tmp_path, size, tile, halo, tv_weight=5.0, **spec)
+    _, tiled_terms, tiled_job = scale_terms(tiny_images, tmp_path, size, tile, halo, tv_weight=5.0, **spec)
     windows = tiled_job.windows(scale_job.shape)
     assert len(windows) >= 4
     image = np.random.default_rng(1).uniform(0, 1, (*scale_job.shape, 3)).astype(np.float32)
@@ -85,7 +70,7 @@ def test_tiled_loss_and_gradient_equal_the_untiled_ones(tiny_images, tmp_path, s
 
 
 def test_one_window_is_one_pass_that_takes_the_sums_and_the_gradient_at_once(tiny_images, tmp_path):
-    extractor, terms, scale_job = _terms(tiny_images, tmp_path, 64, 32, 12, **SHALLOW)
+    extractor, terms, scale_job = scale_terms(tiny_images, tmp_path, 64, 32, 12, **SHALLOW)
     image = np.random.default_rng(1).uniform(0, 1, (*scale_job.shape, 3)).astype(np.float32)
     whole = objective.compile_loss(extractor, terms, scale_job.shape, xla_min_pixels=10**9)(image)
     seen = []
@@ -98,12 +83,12 @@ def test_one_window_is_one_pass_that_takes_the_sums_and_the_gradient_at_once(tin
 
 def test_long_range_tiles_exactly_with_a_halo_widened_by_its_reach(tiny_images, tmp_path):
     spec = {**SHALLOW, "plugins": {"long_range": {"layers": {"relu2_1": [3], "relu3_1": [2, 5]}}}}
-    extractor, whole_terms, scale_job = _terms(tiny_images, tmp_path, 96, None, 0, **spec)
+    extractor, whole_terms, scale_job = scale_terms(tiny_images, tmp_path, 96, None, 0, **spec)
     layers, reach = objective.layers_of(whole_terms), objective.reach_of(whole_terms)
     assert reach == 5 * 4  # five relu3_1 positions of 4 pixels
     halo, _ = memory.halo_and_alignment(layers, reach)
     assert halo == 32  # relu3_1's 10-pixel radius + 20, rounded up to its stride
-    _, tiled_terms, tiled_job = _terms(tiny_images, tmp_path, 96, 32, halo, **spec)
+    _, tiled_terms, tiled_job = scale_terms(tiny_images, tmp_path, 96, 32, halo, **spec)
     windows = tiled_job.windows(scale_job.shape)
     assert len(windows) == 9 and "long_range" in [term.name for term in tiled_terms]
     image = np.random.default_rng(4).uniform(0, 1, (*scale_job.shape, 3)).astype(np.float32)
@@ -364,7 +349,7 @@ def _record_cut_after(passes, extractor, terms, windows, image):
 @pytest.mark.parametrize("stop_after", [4, 13], ids=["within the first pass", "within the second pass"])
 def test_an_evaluation_resumed_from_its_record_gives_the_same_loss_and_gradient(tiny_images, tmp_path, stop_after,
                                                                                 keep):
-    extractor, terms, scale_job = _terms(tiny_images, tmp_path, 96, 32, 12, **SHALLOW)
+    extractor, terms, scale_job = scale_terms(tiny_images, tmp_path, 96, 32, 12, **SHALLOW)
     windows = scale_job.windows(scale_job.shape)
     image = np.random.default_rng(2).uniform(0, 1, (*scale_job.shape, 3)).astype(np.float32)
     whole = objective.TiledLoss(extractor, terms, windows)(image)
@@ -382,7 +367,7 @@ def test_an_evaluation_resumed_from_its_record_gives_the_same_loss_and_gradient(
 
 
 def test_a_record_of_another_image_or_other_tiles_is_ignored(tiny_images, tmp_path):
-    extractor, terms, scale_job = _terms(tiny_images, tmp_path, 96, 32, 12, **SHALLOW)
+    extractor, terms, scale_job = scale_terms(tiny_images, tmp_path, 96, 32, 12, **SHALLOW)
     windows = scale_job.windows(scale_job.shape)
     image = np.random.default_rng(2).uniform(0, 1, (*scale_job.shape, 3)).astype(np.float32)
     other_image = np.random.default_rng(3).uniform(0, 1, (*scale_job.shape, 3)).astype(np.float32)
@@ -398,7 +383,7 @@ def test_a_record_of_another_image_or_other_tiles_is_ignored(tiny_images, tmp_pa
 
 
 def test_tile_targets_wait_in_files_that_go_when_the_scale_ends(tiny_images, tmp_path):
-    extractor, terms, scale_job = _terms(tiny_images, tmp_path, 96, 32, 12, **SHALLOW)
+    extractor, terms, scale_job = scale_terms(tiny_images, tmp_path, 96, 32, 12, **SHALLOW)
     windows = scale_job.windows(scale_job.shape)
     loss = objective.TiledLoss(extractor, terms, windows, scratch=tmp_path)
     [folder] = tmp_path.glob("styled-targets-*")
