@@ -162,11 +162,12 @@ def _first_plans(run: _Run) -> list[MemoryPlan]:
     except MemoryBudgetError:
         if not run.held_before:
             raise
-    log.warning("max_memory (%.1f GB) would hold this job in a fresh process but not beside the %.1f GB that "
-                "earlier renders left with TensorFlow here; planned as if they had not, so it may take more: "
-                "restart the daemon to give that memory back", run.budget / 1e9, run.held_before / 1e9)
-    run.held_before = 0
-    return _plans_from_top(run, reaches)
+    held, run.held_before = run.held_before, 0
+    plans = _plans_from_top(run, reaches)
+    log.warning("max_memory (%.1f GB) holds this job in a fresh process but not beside the %.1f GB that earlier "
+                "renders left with TensorFlow here; planned as if they had not, so it may take more: restart the "
+                "daemon to give that memory back", run.budget / 1e9, held / 1e9)
+    return plans
 
 
 def _plans_from_top(run: _Run, reaches: Sequence[int]) -> list[MemoryPlan]:
