@@ -189,39 +189,45 @@ def plan_scale(*, size: int, shape: tuple[int, int], layers: Sequence[str], cont
     smallest = _core(max(alignment, min(halo, max(shape))), alignment)
     forced = (_core(tile_size, alignment),) * 2 if tile_size else None  # square cores of tile_size
     untiled_network = activation_bytes(pixels, layers, precision)
+
+    def untiled(kind: str, pairs: int) -> MemoryPlan | None:
+        whole = untiled_fixed + loop_bytes(pixels, kind, pairs, max(untiled_network, held))
+        if tile_size is not None or whole > budget or untiled_network > cap:
+            return None
+        return MemoryPlan(size, budget, whole, None, halo, 1, kind, pairs,
+                          "untiled" + _why(kind, pairs, optimizer, history), network=untiled_network, held=held)
+
+    def tiled(kind: str, pairs: int, least_core: int) -> tuple[float, MemoryPlan] | None:
+        """The grid that costs least time and fits beside ``pairs``: its time and its plan."""
+        room = min(budget - tiled_fixed - loop_bytes(pixels, kind, pairs, 0), cap)  # for a tile's activations
+        cores = [forced] if forced else itertools.product(*(_even_cores(side, alignment, least_core)
+                                                            for side in shape))
+        choice = _cheapest_grid(shape, cores, halo, room, layers, precision, can_keep, single=bool(forced))
+        if choice is None:
+            return None
+        cost, core, keep = choice
+        network = _tile_bytes(shape, core, halo, layers, precision)
+        network += kept_bytes(shape, core, halo, layers, precision) if keep else 0
+        need = tiled_fixed + loop_bytes(pixels, kind, pairs, max(network, held))
+        if need > budget:
+            return None
+        tiles = _tile_count(shape, core)
+        reason = f"tile_size {tile_size}" if tile_size else "the whole image does not fit max_memory"
+        kept = "; activations kept between passes" if keep else ""
+        return cost, MemoryPlan(size, budget, need, core, halo, tiles, kind, pairs,
+                                f"{tiles} tiles: {reason}{_why(kind, pairs, optimizer, history)}{kept}",
+                                keep, network, held)
+
     # First only tiles whose halo costs little (a core of EFFICIENT_CORE halos: 1.56x the pixels),
     # dropping L-BFGS pairs before shrinking tiles further; then any tile down to one halo wide.
     for least_core in (EFFICIENT_CORE * halo, smallest):
         for choices in _optimizer_groups(optimizer, history):
-            for kind, pairs in choices:
-                whole = untiled_fixed + loop_bytes(pixels, kind, pairs, max(untiled_network, held))
-                if tile_size is None and whole <= budget and untiled_network <= cap:
-                    return MemoryPlan(size, budget, whole, None, halo, 1, kind, pairs,
-                                      "untiled" + _why(kind, pairs, optimizer, history), network=untiled_network,
-                                      held=held)
-            fits = []
-            for order, (kind, pairs) in enumerate(choices):
-                # what a tile's activations (and kept outputs) may take
-                room = min(budget - tiled_fixed - loop_bytes(pixels, kind, pairs, 0), cap)
-                cores = [forced] if forced else itertools.product(*(_even_cores(side, alignment, least_core)
-                                                                    for side in shape))
-                choice = _cheapest_grid(shape, cores, halo, room, layers, precision, can_keep, single=bool(forced))
-                if choice is None:
-                    continue
-                cost, core, keep = choice
-                network = _tile_bytes(shape, core, halo, layers, precision)
-                network += kept_bytes(shape, core, halo, layers, precision) if keep else 0
-                need = tiled_fixed + loop_bytes(pixels, kind, pairs, max(network, held))
-                if need <= budget:
-                    fits.append((cost, order, kind, pairs, core, keep, network, need))
-            if fits:
-                _, _, kind, pairs, core, keep, network, need = min(fits)
-                tiles = _tile_count(shape, core)
-                reason = f"tile_size {tile_size}" if tile_size else "the whole image does not fit max_memory"
-                kept = "; activations kept between passes" if keep else ""
-                return MemoryPlan(size, budget, need, core, halo, tiles, kind, pairs,
-                                  f"{tiles} tiles: {reason}{_why(kind, pairs, optimizer, history)}{kept}",
-                                  keep, network, held)
+            whole = next((plan for kind, pairs in choices if (plan := untiled(kind, pairs))), None)
+            if whole is not None:
+                return whole
+            fits = [fit for kind, pairs in choices if (fit := tiled(kind, pairs, least_core))]
+            if fits:  # the cheapest; on a tie the first, with more pairs
+                return min(fits, key=lambda fit: fit[0])[1]
     least = tiled_fixed + loop_bytes(pixels, "adam", 0, max(held, _tile_bytes(
         shape, forced or (smallest, smallest), halo, layers, precision)))
     raise MemoryBudgetError(
