@@ -8,16 +8,15 @@ evaluated, the VGG activations of one forward and backward pass over the whole i
 TensorFlow keeps the memory a pass took for the passes after it (measured: RSS stays at a 2048 px
 scale's 5.2 GB after the render, and a 1024 px render after it takes no more), so the activations
 add to the step's arrays rather than giving way to them, and a scale's passes leave their memory to
-every later scale: a scale plans with what earlier scales, and earlier renders in the same process
-(``RenderOptions.held_memory``), left (``held``) and keeps its own passes
-within what later scales leave room for (``network_cap``). ``plan_scale`` renders untiled if that
-fits with the job's L-BFGS pairs or with 10 (``PAIRS_BEFORE_TILES``); otherwise it tiles with the
-grid that costs least time among those that fit with either (the job's pairs on a tie); then with
-fewer L-BFGS pairs, then with Adam; and if even Adam with the smallest tile does not fit, it says
-what the job would need. A tiled plan keeps every tile's activations between the
-two passes when they fit too (``keep``: the second pass then makes no forward pass,
-styled.engine.objective). The constants were measured with benchmarks/print_size.py
-(docs/print-size.md compares the estimate with the peak RSS).
+every later scale: a scale plans with what earlier scales and earlier renders in the same process
+(``RenderOptions.held_memory``) left (``held``), and keeps its own passes within what later scales
+leave room for (``network_cap``). ``plan_scale`` renders untiled if that fits with the job's L-BFGS
+pairs or with 10 (``PAIRS_BEFORE_TILES``); otherwise it tiles with the grid that costs least time
+among those that fit with either (the job's pairs on a tie); then with fewer L-BFGS pairs, then
+with Adam; and if even Adam with the smallest tile does not fit, it says what the job would need.
+A tiled plan keeps every tile's activations between the two passes when they fit too (``keep``:
+the second pass then makes no forward pass, styled.engine.objective). The constants were measured
+with benchmarks/print_size.py (docs/print-size.md compares the estimate with the peak RSS).
 """
 
 from __future__ import annotations
@@ -103,7 +102,7 @@ class MemoryPlan:
 def largest_network(plans: Iterable[dict]) -> int:
     """The most any scale of a render took for its passes (``plans``: its report's ``memory``), which
     TensorFlow keeps for the renders after it in the same process (``RenderOptions.held_memory``)."""
-    return max((plan.get("network", 0) for plan in plans), default=0)
+    return max((plan["network"] for plan in plans), default=0)
 
 
 def halo_and_alignment(layers: Iterable[str], reach: int = 0) -> tuple[int, int]:
