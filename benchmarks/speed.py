@@ -97,27 +97,19 @@ def _bare_pass_seconds(extractor, height: int, width: int) -> float:
 
 
 def _float32_loss(job, image) -> float:
-    """The job's total loss of ``image`` evaluated in float32, whatever precision rendered it."""
-    import dataclasses
-
+    """The job's total loss of ``image`` at its output size, evaluated in float32 whatever precision
+    rendered it."""
     import tensorflow as tf
 
-    from styled.engine.gatys import _plan, _Run, _scale_job, collect_terms  # noqa: PLC2701
+    from styled.engine.gatys import collect_terms, scale_job_at
     from styled.engine.objective import compile_loss
-    from styled.engine.optimize import Lbfgs
-    from styled.nets.devices import resolve_device
     from styled.nets.vgg import FeatureExtractor
     from styled.nets.weights import load_backbone
     from styled.plugins import make_plugin_manager
 
-    job32 = dataclasses.replace(job, spec=dataclasses.replace(job.spec, precision="float32"))
     extractor = FeatureExtractor(load_backbone("vgg19"), "avg", tf.float32)
-    plugins = make_plugin_manager()
-    run = _Run(job32, plugins, None, resolve_device("cpu"), "float32", extractor, time.monotonic(), Lbfgs(20),
-               budget=10**12)
-    run.plans = [_plan(run, index, ("relu5_1",)) for index in range(len(run.sizes))]
-    scale_job = _scale_job(run, len(run.sizes) - 1)  # the output's own scale
-    evaluate = compile_loss(extractor, collect_terms(plugins, scale_job), scale_job.shape)
+    scale_job = scale_job_at(job, extractor, job.spec.size)
+    evaluate = compile_loss(extractor, collect_terms(make_plugin_manager(), scale_job), scale_job.shape)
     return evaluate(image)[0]
 
 

@@ -126,15 +126,22 @@ def _optimise_all_scales(run: _Run) -> tuple[tuple[int, ScaleState], bool]:
 
 def _scale_job(run: _Run, index: int, plan: MemoryPlan | None) -> ScaleJob:
     """Scale ``index`` of the job, its images resized; tiled as ``plan`` says (None: not yet planned)."""
-    job, spec = run.job, run.job.spec
-    height, width = job.output_shape(run.sizes[index])
+    tile, halo = (plan.tile, plan.halo) if plan is not None else (None, 0)
+    return scale_job_at(run.job, run.extractor, run.sizes[index], index=index, count=len(run.sizes),
+                        tile=tile, halo=halo)
+
+
+def scale_job_at(job: Job, extractor: FeatureExtractor, size: int, *, index: int = 0, count: int = 1,
+                 tile: tuple[int, int] | None = None, halo: int = 0) -> ScaleJob:
+    """The job at ``size`` (long side) as scale ``index`` of ``count``: the photo resized to the scale,
+    the paintings to ``style_scale`` times its long side; untiled unless ``tile`` is given."""
+    height, width = job.output_shape(size)
     content = None
     if job.content is not None:
         content = _batch(images.resize_to(job.content.pixels, width, height))
-    side = style_side(spec, (height, width))
+    side = style_side(job.spec, (height, width))
     styles = tuple(_batch(images.resize_long_side(style.pixels, side)) for style in job.styles)
-    tile, halo = (plan.tile, plan.halo) if plan is not None else (None, 0)
-    return ScaleJob(job, content, styles, spec.blend_weights(), index, len(run.sizes), run.extractor, tile, halo)
+    return ScaleJob(job, content, styles, job.spec.blend_weights(), index, count, extractor, tile, halo)
 
 
 def style_side(spec: JobSpec, shape: tuple[int, int]) -> int:

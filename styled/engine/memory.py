@@ -46,9 +46,10 @@ BASELINE_BYTES = 900 * 10**6
 TAPE_FACTOR = 2.0
 #: Image-sized float32 arrays alive at most, during a step, besides the optimiser's state: the image,
 #: the gradient, the best image, the content photo, the step's scratch, the new point and its
-#: projection; L-BFGS also the accepted point's image and gradient, the direction and the new
-#: curvature pair before the oldest goes.
-STEP_COPIES = {"lbfgs": 12, "adam": 6}
+#: projection; L-BFGS also the accepted point's image and gradient, the direction, the new
+#: curvature pair before the oldest goes, and the masks of pixels held at 0 or 1 (three boolean
+#: arrays at most, a quarter of a copy each).
+STEP_COPIES = {"lbfgs": 13, "adam": 6}
 PIXEL_BYTES = 3 * 4
 #: A tile's core should be at least this many halos wide: (4 + 2)² / 4² = 2.25x the core's pixels
 #: computed per tile at most; narrower tiles are the last resort.

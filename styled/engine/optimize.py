@@ -52,6 +52,12 @@ class Lbfgs:
     the image range or crawls. Here no pixel moves further than a radius that grows while steps
     succeed and shrinks when one raises the loss; such a step is taken back (its evaluation still
     adds a curvature pair), so each iteration still costs one VGG pass.
+
+    The image stays in [0, 1] (each step is projected there), so where the direction points out of
+    the range from a pixel already at 0 or 1, that pixel cannot move: its component is dropped
+    before the step is sized. Otherwise such components, often the largest (a thousand times the
+    others was measured), set the step for every pixel, and a single-scale 256 px render stalled at
+    a loss of 50 where it reaches 1.1 (docs/performance.md).
     """
 
     def __init__(self, history: int, radius: float = INITIAL_RADIUS):
@@ -76,6 +82,7 @@ class Lbfgs:
     def step(self, x: np.ndarray, loss: float, grad: np.ndarray) -> np.ndarray:
         here = self._judge(_Point(x, loss, grad))
         direction = self._direction(here.grad)
+        direction[_pushed_out(here.x, direction)] = 0.0
         largest = float(np.abs(direction).max())
         self._clipped = largest > self.radius
         if self._clipped:
@@ -119,6 +126,17 @@ class Lbfgs:
             beta = rho * float(np.dot(y, q))
             _axpy(alpha - beta, s, q, scratch)
         return q
+
+
+def _pushed_out(x: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """Where ``direction`` points out of [0, 1] from a pixel already at 0 or 1 (built in place: at
+    print sizes each boolean temporary is tens of megabytes)."""
+    out = x <= 0.0
+    out &= direction < 0
+    high = x >= 1.0
+    high &= direction > 0
+    out |= high
+    return out
 
 
 def _axpy(a: float, x: np.ndarray, y: np.ndarray, scratch: np.ndarray) -> None:
