@@ -52,6 +52,7 @@ from styled.engine.spec import build_job_spec  # noqa: E402
 from styled.io.images import load_image, resize_long_side, resize_to, save_image  # noqa: E402
 from styled.plugins import make_plugin_manager, validate_job  # noqa: E402
 from styled.plugins.builtin import long_range, season_transfer, symmetry  # noqa: E402
+from styled.plugins.builtin.inpainting import grow  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PANEL_HEIGHT = 256
@@ -222,14 +223,14 @@ def inpainting_measures(image: np.ndarray, original: np.ndarray, hole: np.ndarra
 
     inner = _shrink(hole, EDGE_BAND)
     band = hole & ~inner
-    ring = _grow_mask(hole, RING) & ~hole
+    ring = grow(hole, RING) & ~hole
     gradient = _gradient(image)
     truth_gradient = _gradient(original)
     chroma, ring_chroma = rgb_to_yiq(image)[..., 1:], rgb_to_yiq(original)[..., 1:][ring]
     low, high = np.percentile(ring_chroma, 0.5, axis=0), np.percentile(ring_chroma, 99.5, axis=0)
     fringes = float(np.mean(np.any((chroma[hole] < low - 0.02) | (chroma[hole] > high + 0.02), axis=-1)))
-    border = _grow_mask(hole, 1) & ~_shrink(hole, 1)
-    near = (_grow_mask(hole, 4) & ~_shrink(hole, 4)) & ~border
+    border = grow(hole, 1) & ~_shrink(hole, 1)
+    near = (grow(hole, 4) & ~_shrink(hole, 4)) & ~border
     outside = ~hole
     identical = image.shape == original.shape and bool(
         np.array_equal(np.rint(image[outside] * 255), np.rint(original[outside] * 255)))
@@ -247,14 +248,8 @@ def _gradient(image: np.ndarray) -> np.ndarray:
     return np.hypot(dy, dx)
 
 
-def _grow_mask(mask: np.ndarray, steps: int) -> np.ndarray:
-    from styled.plugins.builtin.inpainting import _grow
-
-    return _grow(mask, steps)
-
-
 def _shrink(mask: np.ndarray, steps: int) -> np.ndarray:
-    return ~_grow_mask(~mask, steps)
+    return ~grow(~mask, steps)
 
 
 def _ncc(a: np.ndarray, b: np.ndarray) -> float:

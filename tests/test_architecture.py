@@ -91,3 +91,25 @@ def test_every_folder_of_the_package_is_a_regular_package():
     folders = {path.parent for path in PACKAGE.rglob("*.py") if "__pycache__" not in path.parts}
     missing = sorted(str(folder.relative_to(PACKAGE.parent)) for folder in folders if not (folder / "__init__.py").exists())
     assert not missing, f"folders without __init__.py (one convention: regular packages): {missing}"
+
+
+def private_imports(path: Path) -> list[str]:
+    """``from styled... import _name`` in ``path``: reaching past a module's public names."""
+    return [f"{path.name}: from {node.module} import {alias.name}"
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "styled"
+            for alias in node.names if alias.name.startswith("_")]
+
+
+def test_benchmarks_tools_and_example_plugins_use_only_public_names():
+    """Scripts outside the package and the tests break silently when they reach into private names
+    (benchmarks/speed.py once called an engine function whose signature had changed)."""
+    outside = [PACKAGE.parent / folder for folder in ("benchmarks", "tools", "plugins")]
+    offences = [line for folder in outside for path in sorted(folder.glob("*.py")) for line in private_imports(path)]
+    assert not offences, "\n".join(offences)
+
+
+def test_the_private_import_check_sees_one(tmp_path):
+    script = tmp_path / "script.py"
+    script.write_text("from styled.engine.gatys import _Run, collect_terms\n", encoding="utf-8")
+    assert private_imports(script) == ["script.py: from styled.engine.gatys import _Run"]

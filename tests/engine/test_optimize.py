@@ -62,7 +62,7 @@ def test_after_any_history_no_step_leaves_the_range_or_the_radius(x, grads):
     for grad in grads:
         radius = optimizer.radius
         raw = optimizer.step(point, float(np.sum(grad * point)), grad)
-        start = optimizer._accepted.x  # noqa: SLF001 (a rejected step goes back to the accepted point)
+        start = optimizer._accepted.x  # a rejected step goes back to the accepted point
         assert np.abs(raw - start).max() <= max(radius, optimizer.radius) + 1e-6
         assert np.all(raw[start <= 0.0] >= 0.0) and np.all(raw[start >= 1.0] <= 1.0), \
             "no component points out of [0, 1] from a pixel already at its end"

@@ -309,7 +309,7 @@ def best_offset(photo: np.ndarray, hole: np.ndarray, ring: int, part: np.ndarray
     size of the hole)."""
     part = hole if part is None else part
     height, width = hole.shape
-    ring_mask = _grow(part, ring) & ~hole
+    ring_mask = grow(part, ring) & ~hole
     shape = (2 * height, 2 * width)  # zero-padded: linear, not circular, correlation
     outside = np.ones(shape)
     outside[:height, :width] = hole
@@ -337,7 +337,7 @@ def even_seam(filled: np.ndarray, photo: np.ndarray, hole: np.ndarray, offset: t
     border (each cut to ±SEAM_LIMIT), spread into the hole by a normalised Gaussian (a smooth
     membrane: a lit and a shaded part of the same facade then meet without a step)."""
     dy, dx = offset
-    border = _grow(hole, 1) & ~hole
+    border = grow(hole, 1) & ~hole
     by, bx = np.nonzero(border)
     difference = np.zeros_like(filled)
     difference[by, bx] = np.clip(photo[by, bx] - photo[by + dy, bx + dx], -SEAM_LIMIT, SEAM_LIMIT)
@@ -391,14 +391,15 @@ def feature_mask(mask: np.ndarray, layer: str) -> np.ndarray:
     padded = np.zeros((height * _stride(layer), width * _stride(layer)), bool)
     padded[:mask.shape[0], :mask.shape[1]] = mask
     cells = padded.reshape(height, _stride(layer), width, _stride(layer)).any(axis=(1, 3))
-    return _grow(cells, BAND)
+    return grow(cells, BAND)
 
 
 def _stride(layer: str) -> int:
     return 2 ** (block_of(layer) - 1)
 
 
-def _grow(cells: np.ndarray, steps: int) -> np.ndarray:
+def grow(cells: np.ndarray, steps: int) -> np.ndarray:
+    """The boolean mask ``cells`` grown by ``steps`` pixels (4-connected)."""
     for _ in range(steps):
         grown = cells.copy()
         grown[1:] |= cells[:-1]
