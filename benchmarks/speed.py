@@ -62,7 +62,7 @@ def measure(size: int, precision: str, budget: float, multiscale: bool = False) 
     budget_spec = build_job_spec(budget_keys)
     budget_job = load_job(budget_spec, relative_to(REPO))
     result = render(budget_job)
-    loss32 = _float32_loss(budget_job, result.image)
+    loss32 = _float32_loss(budget_job, result.image, backbone)
     return {
         "size": f"{width}x{height}", "precision": precision,
         "s_per_iteration": round(per_iteration, 4), "bare_vgg_pass_s": round(bare, 4),
@@ -96,7 +96,7 @@ def _bare_pass_seconds(extractor, height: int, width: int) -> float:
     return float(np.median(times[WARMUP_ITERATIONS:]))
 
 
-def _float32_loss(job, image) -> float:
+def _float32_loss(job, image, backbone) -> float:
     """The job's total loss of ``image`` at its output size, evaluated in float32 whatever precision
     rendered it."""
     import tensorflow as tf
@@ -104,10 +104,9 @@ def _float32_loss(job, image) -> float:
     from styled.engine.gatys import collect_terms, scale_job_at
     from styled.engine.objective import compile_loss
     from styled.nets.vgg import FeatureExtractor
-    from styled.nets.weights import load_backbone
     from styled.plugins import make_plugin_manager
 
-    extractor = FeatureExtractor(load_backbone("vgg19"), "avg", tf.float32)
+    extractor = FeatureExtractor(backbone, "avg", tf.float32)
     scale_job = scale_job_at(job, extractor, job.spec.size)
     evaluate = compile_loss(extractor, collect_terms(make_plugin_manager(), scale_job), scale_job.shape)
     return evaluate(image)[0]

@@ -157,17 +157,18 @@ def compare_pair(content: Path, style: Path, size: int, budget: float, overrides
     child("--child", "torch", str(content), str(style), str(size), str(budget), "0", str(theirs))
     target = score(content, style, size, [theirs])[0]
     child("--child", "styled", str(content), str(style), str(size), str(budget), repr(target), str(ours), *sets)
-    at_budget = score(content, style, size, [ours])[0]
+    reached_image = reached_path(ours)
+    at_budget, *confirmation = score(content, style, size, [ours] + ([reached_image] if reached_image.exists() else []))
     info = json.loads(ours.with_suffix(".json").read_text())
     steps = json.loads(theirs.with_suffix(".json").read_text())["iterations"]
     reached, iterations = time_to_reach(info["history"], target)
     jumps = " ".join(f"{first:.1f}x/{end:.2f}x" for first, end in scale_jumps(info["history"]))
     name = f"{size:5d} px {budget:5.0f} s  {content.stem:>18} x {style.stem:<24}"
-    if reached is None or not reached_path(ours).exists():
+    if reached is None or not confirmation:
         print(f"{name} torch {target:.4f} ({steps} it); styled never reached it: {at_budget:.4f} at T "
               f"({info['iterations']} it, {info['precision']}); scale jumps {jumps}; ratio > 1", flush=True)
         return math.inf
-    confirmed = score(content, style, size, [reached_path(ours)])[0]
+    confirmed = confirmation[0]
     ratio = reached / budget
     print(f"{name} torch {target:.4f} ({steps} it)  styled {reached:6.1f} s ({iterations} it, {info['precision']})  "
           f"ratio {ratio:.3f}  confirmed {confirmed / target:.3f}x  at T {at_budget / target:.3f}x  "
